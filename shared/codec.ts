@@ -1,0 +1,365 @@
+/**
+ * The byte layout of {@link PeerMessage}: msgpack (msgpackr with typed
+ * arrays as typed arrays) of a fixed-position array, so the header costs a
+ * few bytes and a change of layout shows up in the golden fixtures.
+ *
+ *   [v, typeCode, room, generation, step, phase, segment, sender, payload]
+ *
+ * Sparse indices travel as gaps (each index minus the one before it, the
+ * first as it is) in the narrowest of Uint8/Uint16/Uint32 that holds the
+ * largest gap: 5 or 6 bytes per entry instead of 8 on most gradients.
+ *
+ * Decoding validates everything before returning, so a caller never sees a
+ * partially valid message: a violation is an `ERR_BAD_MESSAGE` that names
+ * what was expected and what arrived.
+ */
+import { Packr } from 'msgpackr';
+
+import { describeValue, topkError, type TopkRingError } from './errors.ts';
+import {
+  MAX_NAME_LENGTH,
+  MAX_REASON_LENGTH,
+  PEER_MESSAGE_TYPES,
+  PROTOCOL_VERSION,
+  type EnvelopeFields,
+  type PeerMessage,
+  type PeerMessageType,
+} from './protocol.ts';
+
+/** Limits a decoder enforces; see {@link DEFAULT_DECODE_LIMITS}. */
+export interface DecodeLimits {
+  /** Largest encoded message accepted, in bytes. */
+  readonly maxMessageBytes: number;
+  /** Largest slice length (coordinates) a sparse or dense payload may have. */
+  readonly maxLength: number;
+}
+
+/** 64 MiB and 2^28 coordinates: far above any model this project trains. */
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = {
+  maxMessageBytes: 64 * 1024 * 1024,
+  maxLength: 2 ** 28,
+};
+
+/** Wire bytes of the array header and scalars, an upper estimate. */
+export const ENVELOPE_OVERHEAD_BYTES = 48;
+
+const packr = new Packr({ moreTypes: true, useRecords: false });
+
+const TYPE_CODES = new Map<PeerMessageType, number>(
+  PEER_MESSAGE_TYPES.map((type, code) => [type, code]),
+);
+
+/** Encodes one message to bytes. Throws only on a caller's bug. */
+export function encodeMessage(message: PeerMessage): Uint8Array {
+  const header = [
+    message.v,
+    TYPE_CODES.get(message.type),
+    message.room,
+    message.generation,
+    message.step,
+    message.phase,
+    message.segment,
+    message.sender,
+  ];
+  return packr.pack([...header, encodePayload(message)]);
+}
+
+function encodePayload(message: PeerMessage): unknown[] {
+  switch (message.type) {
+    case 'sparse': {
+      const { length, indices, values, skip } = message.payload;
+      return [length, encodeGaps(indices), values, skip];
+    }
+    case 'dense':
+      return [message.payload.values, message.payload.skip];
+    case 'hello':
+      return [message.payload.ringIndex];
+    case 'bye':
+    case 'abort':
+      return [message.payload.reason];
+    case 'heartbeat':
+      return [message.payload.sentAtMs];
+  }
+}
+
+/** Bytes per index on the wire for these sorted indices: 1, 2 or 4. */
+export function gapWidthBytes(indices: Uint32Array): 1 | 2 | 4 {
+  let maxGap = indices.length > 0 ? indices[0] : 0;
+  for (let i = 1; i < indices.length; i++) {
+    const gap = indices[i] - indices[i - 1];
+    if (gap > maxGap) maxGap = gap;
+  }
+  if (maxGap < 0x100) return 1;
+  return maxGap < 0x10000 ? 2 : 4;
+}
+
+/**
+ * Payload bytes of a sparse slice with these indices (index gaps plus
+ * 4-byte values), without the envelope: what the dense/sparse switch
+ * compares against `4 * length`.
+ */
+export function sparsePayloadBytes(indices: Uint32Array): number {
+  return indices.length * (gapWidthBytes(indices) + 4);
+}
+
+function encodeGaps(
+  indices: Uint32Array,
+): Uint8Array | Uint16Array | Uint32Array {
+  const width = gapWidthBytes(indices);
+  const gaps =
+    width === 1
+      ? new Uint8Array(indices.length)
+      : width === 2
+        ? new Uint16Array(indices.length)
+        : new Uint32Array(indices.length);
+  let previous = 0;
+  for (let i = 0; i < indices.length; i++) {
+    const index = indices[i];
+    if (i > 0 && index <= previous) {
+      throw topkError('ERR_INTERNAL', 'encodeMessage: indices must increase', {
+        position: i,
+        previous,
+        index,
+      });
+    }
+    gaps[i] = index - previous;
+    previous = index;
+  }
+  return gaps;
+}
+
+/**
+ * Decodes and validates one message. Throws `ERR_MESSAGE_TOO_LARGE` or
+ * `ERR_BAD_MESSAGE` (a {@link TopkRingError}); never returns a message that
+ * is only partly valid.
+ */
+export function decodeMessage(
+  bytes: Uint8Array,
+  limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+): PeerMessage {
+  if (bytes.byteLength > limits.maxMessageBytes) {
+    throw topkError(
+      'ERR_MESSAGE_TOO_LARGE',
+      `decodeMessage: expected at most ${limits.maxMessageBytes} bytes, ` +
+        `got ${bytes.byteLength}`,
+      { limit: limits.maxMessageBytes, received: bytes.byteLength },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = packr.unpack(bytes);
+  } catch (cause) {
+    throw bad('valid msgpack', `bytes that do not parse`, cause);
+  }
+  return validateMessage(raw, limits);
+}
+
+function validateMessage(raw: unknown, limits: DecodeLimits): PeerMessage {
+  if (!Array.isArray(raw) || raw.length !== 9) {
+    throw bad('an array of 9 fields', describeValue(raw));
+  }
+  const [v, typeCode, room, generation, step, phase, segment, sender, body] =
+    raw as unknown[];
+  if (v !== PROTOCOL_VERSION) {
+    throw bad(`protocol version ${PROTOCOL_VERSION}`, describeValue(v), 'v');
+  }
+  const type =
+    typeof typeCode === 'number' ? PEER_MESSAGE_TYPES[typeCode] : undefined;
+  if (type === undefined) {
+    throw bad('a known message type code', describeValue(typeCode), 'type');
+  }
+  const fields: EnvelopeFields = {
+    v,
+    room: checkName(room, 'room'),
+    generation: checkCounter(generation, 'generation'),
+    step: checkCounter(step, 'step'),
+    phase: checkCounter(phase, 'phase'),
+    segment: checkCounter(segment, 'segment'),
+    sender: checkName(sender, 'sender'),
+  };
+  if (!Array.isArray(body)) {
+    throw bad('a payload array', describeValue(body), 'payload');
+  }
+  return { ...fields, ...validatePayload(type, body, limits) } as PeerMessage;
+}
+
+function validatePayload(
+  type: PeerMessageType,
+  body: unknown[],
+  limits: DecodeLimits,
+): Pick<PeerMessage, 'type' | 'payload'> {
+  switch (type) {
+    case 'sparse': {
+      expectFields(body, 4, type);
+      const length = checkLength(body[0], limits);
+      const indices = decodeGaps(body[1], length);
+      const values = checkValues(body[2], 'payload.values');
+      if (values.length !== indices.length) {
+        throw bad(
+          `${indices.length} values (one per index)`,
+          `${values.length}`,
+          'payload.values',
+        );
+      }
+      const skip = checkFlag(body[3]);
+      return { type, payload: { length, indices, values, skip } };
+    }
+    case 'dense': {
+      expectFields(body, 2, type);
+      const values = checkValues(body[0], 'payload.values');
+      checkLength(values.length, limits);
+      return { type, payload: { values, skip: checkFlag(body[1]) } };
+    }
+    case 'hello':
+      expectFields(body, 1, type);
+      return {
+        type,
+        payload: { ringIndex: checkCounter(body[0], 'payload.ringIndex') },
+      };
+    case 'bye':
+    case 'abort':
+      expectFields(body, 1, type);
+      return { type, payload: { reason: checkReason(body[0]) } };
+    case 'heartbeat': {
+      expectFields(body, 1, type);
+      const sentAtMs = body[0];
+      if (typeof sentAtMs !== 'number' || !Number.isFinite(sentAtMs)) {
+        throw bad(
+          'a finite number',
+          describeValue(sentAtMs),
+          'payload.sentAtMs',
+        );
+      }
+      return { type, payload: { sentAtMs } };
+    }
+  }
+}
+
+function decodeGaps(raw: unknown, length: number): Uint32Array {
+  if (
+    !(raw instanceof Uint8Array) &&
+    !(raw instanceof Uint16Array) &&
+    !(raw instanceof Uint32Array)
+  ) {
+    throw bad(
+      'index gaps as Uint8/16/32Array',
+      describeValue(raw),
+      'payload.indices',
+    );
+  }
+  const indices = new Uint32Array(raw.length);
+  let index = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const gap = raw[i];
+    if (i > 0 && gap === 0) {
+      throw bad(
+        'strictly increasing indices',
+        `a repeated index at ${i}`,
+        'payload.indices',
+      );
+    }
+    index += gap;
+    indices[i] = index;
+  }
+  if (raw.length > 0 && index >= length) {
+    throw bad(`indices below ${length}`, `index ${index}`, 'payload.indices');
+  }
+  return indices;
+}
+
+function checkValues(raw: unknown, field: string): Float32Array {
+  if (!(raw instanceof Float32Array)) {
+    throw bad('a Float32Array', describeValue(raw), field);
+  }
+  for (let i = 0; i < raw.length; i++) {
+    // x - x is NaN exactly when x is NaN or infinite.
+    if (raw[i] - raw[i] !== 0) {
+      throw bad('finite values', `${raw[i]} at ${i}`, field);
+    }
+  }
+  return raw;
+}
+
+function checkLength(raw: unknown, limits: DecodeLimits): number {
+  if (!Number.isSafeInteger(raw) || (raw as number) < 0) {
+    throw bad(
+      'a non-negative integer length',
+      describeValue(raw),
+      'payload.length',
+    );
+  }
+  if ((raw as number) > limits.maxLength) {
+    throw bad(
+      `a length of at most ${limits.maxLength}`,
+      String(raw),
+      'payload.length',
+    );
+  }
+  return raw as number;
+}
+
+function checkCounter(raw: unknown, field: string): number {
+  if (!Number.isSafeInteger(raw) || (raw as number) < 0) {
+    throw bad('a non-negative integer', describeValue(raw), field);
+  }
+  return raw as number;
+}
+
+function checkName(raw: unknown, field: string): string {
+  if (
+    typeof raw !== 'string' ||
+    raw.length === 0 ||
+    raw.length > MAX_NAME_LENGTH
+  ) {
+    throw bad(
+      `a string of 1 to ${MAX_NAME_LENGTH} characters`,
+      describeValue(raw),
+      field,
+    );
+  }
+  return raw;
+}
+
+function checkReason(raw: unknown): string {
+  if (typeof raw !== 'string' || raw.length > MAX_REASON_LENGTH) {
+    throw bad(
+      `a string of at most ${MAX_REASON_LENGTH} characters`,
+      describeValue(raw),
+      'payload.reason',
+    );
+  }
+  return raw;
+}
+
+function checkFlag(raw: unknown): boolean {
+  if (typeof raw !== 'boolean') {
+    throw bad('a boolean', describeValue(raw), 'payload.skip');
+  }
+  return raw;
+}
+
+function expectFields(body: unknown[], count: number, type: string): void {
+  if (body.length !== count) {
+    throw bad(
+      `${count} payload fields for '${type}'`,
+      `${body.length}`,
+      'payload',
+    );
+  }
+}
+
+function bad(
+  expected: string,
+  received: string,
+  fieldOrCause?: unknown,
+  cause?: unknown,
+): TopkRingError {
+  const field = typeof fieldOrCause === 'string' ? fieldOrCause : undefined;
+  const where = field === undefined ? '' : ` in ${field}`;
+  return topkError(
+    'ERR_BAD_MESSAGE',
+    `decodeMessage: expected ${expected}${where}, got ${received}`,
+    { expected, received, field },
+    typeof fieldOrCause === 'string' ? cause : fieldOrCause,
+  );
+}
