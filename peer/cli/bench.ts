@@ -1,0 +1,13 @@
+/**
+ * `topk-ring bench ...`: benchmarks that print numbers (JSON with --json).
+ * Each benchmark registers itself as a subcommand here.
+ */
+import type { Command } from 'commander';
+
+/** Adds `bench` and its subcommands to `program`. */
+export function registerBenchCommand(program: Command): void {
+  const bench = program
+    .command('bench')
+    .description('benchmarks of the core and the transport');
+  void bench;
+}

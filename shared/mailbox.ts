@@ -1,0 +1,146 @@
+/**
+ * Holds messages that arrived from the previous ring peer until the
+ * all-reduce asks for them (case 11: fast peers talk before slow peers
+ * listen), and hands a message straight to a waiting receiver otherwise.
+ */
+import { topkError, type TopkRingError } from './errors.ts';
+import { keyOf, keyString, type MessageKey } from './link.ts';
+import type { PeerMessage } from './protocol.ts';
+
+/** Limits of one mailbox. */
+export interface MailboxOptions {
+  /** Most messages held before anyone asked for them. */
+  readonly maxPending: number;
+}
+
+interface Waiter {
+  resolve(message: PeerMessage): void;
+  reject(error: TopkRingError): void;
+}
+
+/** A keyed buffer between a link's receive side and the all-reduce. */
+export class Mailbox {
+  readonly #pending = new Map<string, PeerMessage>();
+  readonly #waiters = new Map<string, Waiter>();
+  readonly #maxPending: number;
+  #floor = { generation: 0, step: 0 };
+  #failure: TopkRingError | undefined;
+
+  constructor(options: MailboxOptions = { maxPending: 1024 }) {
+    this.#maxPending = options.maxPending;
+  }
+
+  /** Messages held that nobody has asked for yet. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Delivers `message`. A message below the floor (an older generation or
+   * step) is dropped silently: it belongs to an aborted or finished step.
+   * Throws `ERR_BAD_MESSAGE` for a second message with the same key and
+   * `ERR_MESSAGE_TOO_LARGE` when too many are held; the mailbox is left
+   * unchanged in both cases.
+   */
+  put(message: PeerMessage): void {
+    if (this.#isStale(message)) return;
+    const key = keyString(message);
+    const waiter = this.#waiters.get(key);
+    if (waiter !== undefined) {
+      this.#waiters.delete(key);
+      waiter.resolve(message);
+      return;
+    }
+    if (this.#pending.has(key)) {
+      throw topkError('ERR_BAD_MESSAGE', `Mailbox: duplicate message ${key}`, {
+        key: keyOf(message),
+        sender: message.sender,
+      });
+    }
+    if (this.#pending.size >= this.#maxPending) {
+      throw topkError(
+        'ERR_MESSAGE_TOO_LARGE',
+        `Mailbox: more than ${this.#maxPending} early messages held`,
+        { limit: this.#maxPending, sender: message.sender },
+      );
+    }
+    this.#pending.set(key, message);
+  }
+
+  /**
+   * Resolves with the message of `key`, at once if it already arrived.
+   * Rejects with `ERR_RING_ABORTED` when `signal` aborts, and with the
+   * failure given to {@link fail} if the link failed.
+   */
+  take(key: MessageKey, signal?: AbortSignal): Promise<PeerMessage> {
+    const id = keyString(key);
+    const held = this.#pending.get(id);
+    if (held !== undefined) {
+      this.#pending.delete(id);
+      return Promise.resolve(held);
+    }
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (signal?.aborted) return Promise.reject(aborted(key, signal));
+    if (this.#waiters.has(id)) {
+      return Promise.reject(
+        topkError('ERR_INTERNAL', `Mailbox: two receivers for ${id}`, { key }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#waiters.delete(id);
+        reject(aborted(key, signal));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.set(id, {
+        resolve: (message) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(message);
+        },
+        reject: (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      });
+    });
+  }
+
+  /**
+   * Drops every held message below (generation, step) and refuses such
+   * messages from now on: they belong to aborted or completed steps.
+   */
+  advanceFloor(generation: number, step: number): void {
+    this.#floor = { generation, step };
+    for (const [id, message] of this.#pending) {
+      if (this.#isStale(message)) this.#pending.delete(id);
+    }
+  }
+
+  /**
+   * Fails every waiting and future `take` with `error` (the link is gone)
+   * and drops what is held: nothing half-sent by a departed peer is kept.
+   */
+  fail(error: TopkRingError): void {
+    this.#failure = error;
+    this.#pending.clear();
+    const waiters = [...this.#waiters.values()];
+    this.#waiters.clear();
+    for (const waiter of waiters) waiter.reject(error);
+  }
+
+  #isStale(key: MessageKey): boolean {
+    const floor = this.#floor;
+    return (
+      key.generation < floor.generation ||
+      (key.generation === floor.generation && key.step < floor.step)
+    );
+  }
+}
+
+function aborted(key: MessageKey, signal?: AbortSignal): TopkRingError {
+  return topkError(
+    'ERR_RING_ABORTED',
+    `Mailbox: receive of ${keyString(key)} aborted`,
+    { key, reason: String(signal?.reason ?? 'aborted') },
+  );
+}
