@@ -105,27 +105,27 @@ export function sparsePayloadBytes(indices: Uint32Array): number {
 function encodeGaps(
   indices: Uint32Array,
 ): Uint8Array | Uint16Array | Uint32Array {
-  const width = gapWidthBytes(indices);
-  const gaps =
-    width === 1
-      ? new Uint8Array(indices.length)
-      : width === 2
-        ? new Uint16Array(indices.length)
-        : new Uint32Array(indices.length);
+  // One pass computes the gaps and the largest of them; narrowing to the
+  // wire width is then a native typed-array conversion.
+  const gaps = new Uint32Array(indices.length);
   let previous = 0;
+  let maxGap = 0;
   for (let i = 0; i < indices.length; i++) {
     const index = indices[i];
-    if (i > 0 && index <= previous) {
+    const gap = index - previous;
+    if (gap <= 0 && i > 0) {
       throw topkError('ERR_INTERNAL', 'encodeMessage: indices must increase', {
         position: i,
         previous,
         index,
       });
     }
-    gaps[i] = index - previous;
+    gaps[i] = gap;
+    if (gap > maxGap) maxGap = gap;
     previous = index;
   }
-  return gaps;
+  if (maxGap < 0x100) return new Uint8Array(gaps);
+  return maxGap < 0x10000 ? new Uint16Array(gaps) : gaps;
 }
 
 /**
@@ -192,15 +192,8 @@ function validatePayload(
     case 'sparse': {
       expectFields(body, 4, type);
       const length = checkLength(body[0], limits);
-      const indices = decodeGaps(body[1], length);
-      const values = checkValues(body[2], 'payload.values');
-      if (values.length !== indices.length) {
-        throw bad(
-          `${indices.length} values (one per index)`,
-          `${values.length}`,
-          'payload.values',
-        );
-      }
+      const indices = decodeSparse(body[1], body[2], length);
+      const values = body[2] as Float32Array;
       const skip = checkFlag(body[3]);
       return { type, payload: { length, indices, values, skip } };
     }
@@ -235,33 +228,57 @@ function validatePayload(
   }
 }
 
-function decodeGaps(raw: unknown, length: number): Uint32Array {
+/**
+ * Turns the gaps back into indices and checks the values in the same pass:
+ * indices strictly increasing and below `length`, values finite.
+ */
+function decodeSparse(
+  rawGaps: unknown,
+  rawValues: unknown,
+  length: number,
+): Uint32Array {
   if (
-    !(raw instanceof Uint8Array) &&
-    !(raw instanceof Uint16Array) &&
-    !(raw instanceof Uint32Array)
+    !(rawGaps instanceof Uint8Array) &&
+    !(rawGaps instanceof Uint16Array) &&
+    !(rawGaps instanceof Uint32Array)
   ) {
     throw bad(
       'index gaps as Uint8/16/32Array',
-      describeValue(raw),
+      describeValue(rawGaps),
       'payload.indices',
     );
   }
-  const indices = new Uint32Array(raw.length);
+  if (!(rawValues instanceof Float32Array)) {
+    throw bad('a Float32Array', describeValue(rawValues), 'payload.values');
+  }
+  if (rawValues.length !== rawGaps.length) {
+    throw bad(
+      `${rawGaps.length} values (one per index)`,
+      `${rawValues.length}`,
+      'payload.values',
+    );
+  }
+  const indices = new Uint32Array(rawGaps.length);
   let index = 0;
-  for (let i = 0; i < raw.length; i++) {
-    const gap = raw[i];
-    if (i > 0 && gap === 0) {
+  for (let i = 0; i < rawGaps.length; i++) {
+    const gap = rawGaps[i];
+    if (gap === 0 && i > 0) {
       throw bad(
         'strictly increasing indices',
         `a repeated index at ${i}`,
         'payload.indices',
       );
     }
+    // x - x is NaN exactly when x is NaN or infinite.
+    if (rawValues[i] - rawValues[i] !== 0) {
+      throw bad('finite values', `${rawValues[i]} at ${i}`, 'payload.values');
+    }
+    // `index` is a plain number, so it cannot wrap; the bound check after
+    // the loop covers every index because they increase.
     index += gap;
     indices[i] = index;
   }
-  if (raw.length > 0 && index >= length) {
+  if (rawGaps.length > 0 && index >= length) {
     throw bad(`indices below ${length}`, `index ${index}`, 'payload.indices');
   }
   return indices;

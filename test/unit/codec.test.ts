@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import fc from 'fast-check';
+
+import {
+  decodeMessage,
+  encodeMessage,
+  gapWidthBytes,
+  sparsePayloadBytes,
+} from '../../shared/codec.ts';
+import { isTopkError } from '../../shared/errors.ts';
+import type { PeerMessage } from '../../shared/protocol.ts';
+import { FIXTURES } from './codec-fixtures.ts';
+
+// The exact bytes of each fixture. A change here is a change of the wire
+// format: bump PROTOCOL_VERSION and say so in docs/protocol.md.
+const GOLDEN: Record<string, string> = {
+  sparseGap8:
+    '990100a56d6e69737403cd03e80205a6706565722d6194cd012cc70474010007f8c70d74070000c03f000000c00000803ec2',
+  sparseGap16:
+    '990100a56d6e69737403cd03e80205a6706565722d6194ce00011170c70574040300e5fdc7097407000080bf0000803fc2',
+  sparseGap32:
+    '990100a56d6e69737403cd03e80205a6706565722d6194ce000186a0c70574069f860100c705740700004040c3',
+  sparseEmpty:
+    '990100a56d6e69737403cd03e80205a6706565722d619400c7017401c7017407c2',
+  dense:
+    '990101a56d6e69737403cd03e80205a6706565722d6192c7117407000000000000803f000080bf0000003fc2',
+  hello: '990102a56d6e69737403cd03e80205a6706565722d619102',
+  bye: '990103a56d6e69737403cd03e80205a6706565722d6191a76c656176696e67',
+  heartbeat: '990104a56d6e69737403cd03e80205a6706565722d6191cb40934a0000000000',
+  abort: '990105a56d6e69737403cd03e80205a6706565722d6191a97065657220676f6e65',
+};
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+const fromHex = (text: string): Uint8Array =>
+  new Uint8Array(Buffer.from(text, 'hex'));
+
+function assertRejects(bytes: Uint8Array, code = 'ERR_BAD_MESSAGE'): void {
+  assert.throws(
+    () => decodeMessage(bytes),
+    (error: unknown) => isTopkError(error) && error.code === code,
+  );
+}
+
+/** Encodes a raw fixed-position array the way the codec lays messages out. */
+async function packRaw(raw: unknown[]): Promise<Uint8Array> {
+  const { Packr } = await import('msgpackr');
+  return new Packr({ moreTypes: true, useRecords: false }).pack(raw);
+}
+
+describe('codec golden bytes', () => {
+  for (const [name, message] of Object.entries(FIXTURES)) {
+    it(`encodes ${name} to its pinned bytes and back`, () => {
+      const bytes = encodeMessage(message);
+      assert.equal(hex(bytes), GOLDEN[name]);
+      assert.deepEqual(decodeMessage(fromHex(GOLDEN[name])), message);
+    });
+  }
+
+  it('spends one byte of header per small field and 5 bytes per entry', () => {
+    const bytes = encodeMessage(FIXTURES.sparseGap8);
+    // 3 entries at 1 + 4 bytes, plus a header well under 48 bytes.
+    assert.ok(bytes.length < 3 * 5 + 48, `got ${bytes.length} bytes`);
+  });
+});
+
+describe('codec round trip', () => {
+  const sparseArbitrary = fc
+    .record({
+      length: fc.integer({ min: 1, max: 1 << 20 }),
+      count: fc.integer({ min: 0, max: 300 }),
+      seed: fc.integer(),
+    })
+    .map(({ length, count, seed }) => {
+      const set = new Set<number>();
+      let state = seed >>> 0;
+      for (let i = 0; i < Math.min(count, length); i++) {
+        state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+        set.add(state % length);
+      }
+      const indices = Uint32Array.from([...set].sort((a, b) => a - b));
+      const values = Float32Array.from(indices, (i) => (i % 7) - 3.25);
+      return { length, indices, values };
+    });
+
+  it('returns every sparse message exactly as sent', () => {
+    fc.assert(
+      fc.property(
+        sparseArbitrary,
+        fc.nat(),
+        fc.boolean(),
+        ({ length, indices, values }, step, skip) => {
+          const message: PeerMessage = {
+            ...FIXTURES.hello,
+            step,
+            type: 'sparse',
+            payload: { length, indices, values, skip },
+          };
+          const bytes = encodeMessage(message);
+          assert.deepEqual(decodeMessage(bytes), message);
+          const entryBytes = gapWidthBytes(indices) + 4;
+          assert.ok(entryBytes <= 8);
+          assert.ok(bytes.length <= indices.length * entryBytes + 48);
+          assert.equal(
+            sparsePayloadBytes(indices),
+            indices.length * entryBytes,
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('codec rejects bad input with a typed error', () => {
+  it('refuses oversized messages before parsing them', () => {
+    const bytes = encodeMessage(FIXTURES.dense);
+    assert.throws(
+      () => decodeMessage(bytes, { maxMessageBytes: 10, maxLength: 100 }),
+      (error: unknown) => isTopkError(error, 'ERR_MESSAGE_TOO_LARGE'),
+    );
+  });
+
+  it('refuses bytes that are not msgpack', () => {
+    assertRejects(fromHex('c1'));
+    assertRejects(new Uint8Array(0));
+  });
+
+  const envelope = [1, 0, 'r', 1, 1, 0, 0, 's'];
+  const gaps = Uint8Array.of(1, 2);
+  const values = Float32Array.of(1, 2);
+  const cases: Record<string, unknown[]> = {
+    'an unknown version': [2, ...envelope.slice(1), [4, gaps, values, false]],
+    'an unknown type': [1, 99, ...envelope.slice(2), [4, gaps, values, false]],
+    'a negative step': [1, 0, 'r', 1, -1, 0, 0, 's', [4, gaps, values, false]],
+    'a fractional generation': [
+      1,
+      0,
+      'r',
+      1.5,
+      1,
+      0,
+      0,
+      's',
+      [4, gaps, values],
+    ],
+    'an empty sender': [1, 0, 'r', 1, 1, 0, 0, '', [4, gaps, values, false]],
+    'an overlong room': [
+      1,
+      0,
+      'x'.repeat(65),
+      ...envelope.slice(3),
+      [4, gaps, values, false],
+    ],
+    'too few envelope fields': envelope,
+    'lengths that differ': [...envelope, [4, gaps, Float32Array.of(1), false]],
+    'a repeated index': [...envelope, [4, Uint8Array.of(1, 0), values, false]],
+    'an index at the length': [
+      ...envelope,
+      [3, Uint8Array.of(1, 2), values, false],
+    ],
+    'a NaN value': [
+      ...envelope,
+      [4, gaps, Float32Array.of(1, Number.NaN), false],
+    ],
+    'an infinite value': [
+      ...envelope,
+      [4, gaps, Float32Array.of(Number.POSITIVE_INFINITY, 1), false],
+    ],
+    'values as a plain array': [...envelope, [4, gaps, [1, 2], false]],
+    'indices as Float32Array': [...envelope, [4, values, values, false]],
+    'a missing skip flag': [...envelope, [4, gaps, values]],
+    'a length above the limit': [...envelope, [2 ** 29, gaps, values, false]],
+    'a NaN in a dense slice': [
+      1,
+      1,
+      ...envelope.slice(2),
+      [Float32Array.of(Number.NaN), false],
+    ],
+    'a non-numeric heartbeat': [1, 4, ...envelope.slice(2), ['soon']],
+    'an overlong reason': [1, 3, ...envelope.slice(2), ['x'.repeat(201)]],
+  };
+  for (const [name, raw] of Object.entries(cases)) {
+    it(`refuses ${name}`, async () => {
+      assertRejects(await packRaw(raw));
+    });
+  }
+});
+
+describe('codec fuzz', () => {
+  it('answers random bytes with a message or a typed error', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        try {
+          decodeMessage(bytes);
+        } catch (error) {
+          assert.ok(isTopkError(error), `untyped error: ${String(error)}`);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('answers mutated valid messages with a valid message or a typed error', () => {
+    const seeds = Object.values(FIXTURES).map(encodeMessage);
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...seeds),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        (seed, edits) => {
+          const bytes = seed.slice();
+          for (const [at, value] of edits) bytes[at % bytes.length] = value;
+          try {
+            const message = decodeMessage(bytes);
+            assert.deepEqual(decodeMessage(encodeMessage(message)), message);
+          } catch (error) {
+            assert.ok(isTopkError(error), `untyped error: ${String(error)}`);
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});
