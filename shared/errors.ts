@@ -35,6 +35,8 @@ export const ERROR_CODES = [
   'ERR_MISSING_DEPENDENCY',
   /** A checkpoint is unreadable or does not match the model. */
   'ERR_BAD_CHECKPOINT',
+  /** A server did not answer: unreachable, or no reply within a timeout. */
+  'ERR_UNREACHABLE',
   /** An internal invariant was broken: a bug in this project. */
   'ERR_INTERNAL',
 ] as const;
