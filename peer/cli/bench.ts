@@ -4,10 +4,13 @@
  */
 import type { Command } from 'commander';
 
+import { registerAllReduceBench } from '../bench/allreduce.ts';
+
 /** Adds `bench` and its subcommands to `program`. */
 export function registerBenchCommand(program: Command): void {
   const bench = program
     .command('bench')
     .description('benchmarks of the core and the transport');
+  registerAllReduceBench(bench);
   void bench;
 }
