@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 
 import { registerBenchCommand } from './bench.ts';
+import { registerSignalCommand } from './signal.ts';
 
 const program = new Command('topk-ring')
   .description(
@@ -14,5 +15,6 @@ const program = new Command('topk-ring')
   .showHelpAfterError();
 
 registerBenchCommand(program);
+registerSignalCommand(program);
 
 await program.parseAsync(process.argv);

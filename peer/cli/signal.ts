@@ -1,0 +1,170 @@
+/**
+ * `topk-ring signal`: runs a signaling server until Ctrl-C.
+ *
+ *   topk-ring signal --port 8080                  any room, default config
+ *   topk-ring signal --room main --room-config job.json --token s3cret
+ *   topk-ring signal --host 0.0.0.0 --port 8080   reachable from the LAN
+ *
+ * Port 0 picks a free port; the URL is printed either way.
+ */
+import { readFile } from 'node:fs/promises';
+
+import { InvalidArgumentError, type Command } from 'commander';
+
+import { parseRoomConfig, type RoomConfigInput } from '../../shared/config.ts';
+import { isTopkError, topkError } from '../../shared/errors.ts';
+import { RoomNameSchema } from '../../shared/signaling-protocol.ts';
+import {
+  startSignalingServer,
+  type SignalingServerOptions,
+} from '../../signaling/server.ts';
+
+interface SignalOptions {
+  port: number;
+  host: string;
+  roomConfig?: string;
+  room?: string;
+  token?: string;
+  tokenSecret?: string;
+  allowPeerConfig?: boolean;
+}
+
+/** Adds `signal` to `program`. */
+export function registerSignalCommand(program: Command): void {
+  program
+    .command('signal')
+    .description('run a signaling server (rooms, WebRTC negotiation, status)')
+    .option(
+      '--port <port>',
+      'port to listen on; 0 picks a free one',
+      port,
+      8080,
+    )
+    .option(
+      '--host <host>',
+      'interface to listen on (0.0.0.0 to accept peers from the LAN)',
+      '127.0.0.1',
+    )
+    .option(
+      '--room-config <file>',
+      'room config as JSON (see shared/config.ts)',
+    )
+    .option(
+      '--room <name>',
+      'create this room at start; without it any room is made on first join',
+    )
+    .option('--token <token>', 'shared secret every peer must present')
+    .option('--token-secret <secret>', 'secret that signs room tokens (HMAC)')
+    .option(
+      '--allow-peer-config',
+      "let the first peer of a room set the room's config",
+    )
+    .action(async (options: SignalOptions) => {
+      try {
+        await runSignal(options);
+      } catch (error) {
+        console.error(
+          isTopkError(error) ? `${error.code}: ${error.message}` : error,
+        );
+        process.exitCode = 1;
+      }
+    });
+}
+
+function port(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535) {
+    throw new InvalidArgumentError(
+      `expected a port in [0, 65535], got ${value}`,
+    );
+  }
+  return parsed;
+}
+
+async function runSignal(options: SignalOptions): Promise<void> {
+  const config = await readRoomConfig(options.roomConfig);
+  if (
+    options.room !== undefined &&
+    !RoomNameSchema.safeParse(options.room).success
+  ) {
+    throw topkError(
+      'ERR_BAD_CONFIG',
+      `--room: expected 1-64 of A-Z a-z 0-9 . _ - (starting with a letter ` +
+        `or digit), got ${JSON.stringify(options.room)}`,
+      { room: options.room },
+    );
+  }
+  const serverOptions: SignalingServerOptions = {
+    port: options.port,
+    host: options.host,
+    allowPeerConfig: options.allowPeerConfig === true,
+    admission: {
+      ...(options.token === undefined ? {} : { sharedToken: options.token }),
+      ...(options.tokenSecret === undefined
+        ? {}
+        : { tokenSecret: options.tokenSecret }),
+    },
+    ...(options.room === undefined
+      ? { defaultRoomConfig: config }
+      : { rooms: { [options.room]: config } }),
+    onWarning: (message) => console.warn(`WARNING: ${message}`),
+  };
+
+  const server = await startSignalingServer(serverOptions);
+  console.log(`signaling server listening on ${server.url}`);
+  console.log(
+    options.room === undefined
+      ? '  rooms: created on first join'
+      : `  room: ${options.room}`,
+  );
+  console.log(
+    `  status: ${server.url}/api/rooms  metrics: ${server.url}/metrics`,
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      console.log(`\n${signal}: closing`);
+      server.close().then(resolve, resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+async function readRoomConfig(
+  file: string | undefined,
+): Promise<RoomConfigInput> {
+  if (file === undefined) return {};
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw topkError(
+      'ERR_BAD_CONFIG',
+      `--room-config: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      { file },
+      error,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw topkError(
+      'ERR_BAD_CONFIG',
+      `--room-config: ${file} is not valid JSON (${(error as Error).message})`,
+      { file },
+      error,
+    );
+  }
+  // Validate now so a bad file fails before the server starts.
+  try {
+    parseRoomConfig(json);
+  } catch (error) {
+    if (!isTopkError(error)) throw error;
+    throw topkError(error.code, `${file}: ${error.message}`, error.context);
+  }
+  return json as RoomConfigInput;
+}

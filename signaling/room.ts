@@ -1,0 +1,138 @@
+/**
+ * One room (a training job) as the server holds it: its ring places, in
+ * ring order, and the checks a joining peer must pass before it gets one
+ * (same config, same model). The registry in rooms.ts owns the rooms.
+ */
+import { randomBytes } from 'node:crypto';
+
+import {
+  describeConfigDifference,
+  parseRoomConfig,
+  type RoomConfig,
+} from '../shared/config.ts';
+import { topkError } from '../shared/errors.ts';
+import {
+  describeFingerprintDifference,
+  type ModelFingerprint,
+} from '../shared/fingerprint.ts';
+import type { JoinRequest, PeerKind } from '../shared/signaling-protocol.ts';
+import { newPeerTrack, type PeerTrack } from './room-status.ts';
+
+/** One ring place and what its peer last reported. */
+export interface PeerRecord {
+  readonly id: string;
+  kind: PeerKind;
+  backend: string;
+  /** False while a restored place waits for its peer to rejoin. */
+  connected: boolean;
+  /**
+   * Proves a reconnecting peer owns the id. Undefined for a place restored
+   * from another peer's word: the first key presented for it is adopted.
+   */
+  resumeKey: string | undefined;
+  track: PeerTrack;
+}
+
+/** A room: one training job. */
+export interface Room {
+  readonly name: string;
+  readonly config: RoomConfig;
+  readonly configSource: 'server' | 'default' | 'peer';
+  /** The latest generation issued; never goes down. */
+  generation: number;
+  /** Ring order. */
+  members: PeerRecord[];
+  fingerprint: ModelFingerprint | undefined;
+  /** Set while restored places wait for their peers. */
+  restoreUntilMs: number | undefined;
+  /** State of model-hash checks; see room-status.ts. */
+  step: number;
+  readonly hashes: Map<number, Map<string, string>>;
+  readonly mismatches: { step: number; hashes: Map<string, string> }[];
+  mismatchCount: number;
+}
+
+/**
+ * Refuses (`ERR_MISMATCH`) a peer that brings a config other than the
+ * room's, naming the first setting that differs.
+ */
+export function checkConfig(room: Room, request: JoinRequest): void {
+  if (request.config === undefined) return;
+  const difference = describeConfigDifference(
+    room.config,
+    parseRoomConfig(request.config),
+  );
+  if (difference !== null) {
+    throw topkError(
+      'ERR_MISMATCH',
+      `room ${JSON.stringify(room.name)} has another config (${difference})`,
+      { room: room.name, difference },
+    );
+  }
+}
+
+/** Refuses (`ERR_MISMATCH`) a peer whose model differs from the room's. */
+export function checkFingerprint(
+  room: Room,
+  fingerprint: ModelFingerprint | undefined,
+): void {
+  if (room.fingerprint === undefined || fingerprint === undefined) return;
+  const difference = describeFingerprintDifference(
+    room.fingerprint,
+    fingerprint,
+  );
+  if (difference !== null) {
+    throw topkError(
+      'ERR_MISMATCH',
+      `room ${JSON.stringify(room.name)} trains another model (${difference})`,
+      { room: room.name, difference },
+    );
+  }
+}
+
+/** An empty room. */
+export function newRoom(
+  name: string,
+  config: RoomConfig,
+  configSource: Room['configSource'],
+): Room {
+  return {
+    name,
+    config,
+    configSource,
+    generation: 0,
+    members: [],
+    fingerprint: undefined,
+    restoreUntilMs: undefined,
+    step: 0,
+    hashes: new Map(),
+    mismatches: [],
+    mismatchCount: 0,
+  };
+}
+
+/** A connected ring place for `id`, with no resume key yet. */
+export function newPeer(
+  id: string,
+  kind: PeerKind,
+  backend: string,
+): PeerRecord {
+  return {
+    id,
+    kind,
+    backend,
+    connected: true,
+    resumeKey: undefined,
+    track: newPeerTrack(),
+  };
+}
+
+/** A fresh resume key: 144 random bits. */
+export function newResumeKey(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+/** A fresh server-assigned peer id: 16 URL-safe characters, 96 bits. */
+export function newPeerId(): string {
+  return randomBytes(12).toString('base64url');
+}

@@ -1,0 +1,359 @@
+/**
+ * Rooms, their membership and ring order. Pure state with no sockets, so
+ * it can be tested and fuzzed on its own; the server turns its outcomes
+ * into socket.io events.
+ *
+ * Ring placement: a newcomer takes the last ring position; a peer that
+ * leaves is cut out and the others keep their order, so only the two
+ * peers next to the change need a new connection. Every membership change
+ * starts a new generation, and negotiation is relayed only between ring
+ * neighbours of the current generation.
+ *
+ * Reconnection (case 8): a peer keeps its id by presenting it with the
+ * resume key from its first join. A restarted server knows nobody; the
+ * first peer back tells it the membership it last saw, and the server
+ * holds those ring places, unchanged and in the same generation, for the
+ * other peers to reclaim within a grace period. Training goes on over the
+ * existing links because no peer sees its ring change.
+ */
+import debugFactory from 'debug';
+
+import { parseRoomConfig, type RoomConfig } from '../shared/config.ts';
+import { topkError } from '../shared/errors.ts';
+import type {
+  JoinRequest,
+  Membership,
+  SignalRequest,
+} from '../shared/signaling-protocol.ts';
+import { constantTimeEqual } from './admission.ts';
+import type { ServerLimits } from './limits.ts';
+import {
+  checkConfig,
+  checkFingerprint,
+  newPeer,
+  newPeerId,
+  newResumeKey,
+  newRoom,
+  type PeerRecord,
+  type Room,
+} from './room.ts';
+
+export type { PeerRecord, Room } from './room.ts';
+
+const log = debugFactory('topk:signaling:rooms');
+
+/** What a join did. */
+export interface JoinOutcome {
+  readonly room: Room;
+  readonly peer: PeerRecord;
+  /** The peer took back a place whose old connection must be dropped. */
+  readonly replacedConnection: boolean;
+}
+
+/** Where a signal goes, or why it is dropped. */
+export type RelayDecision =
+  | { readonly deliver: true; readonly to: string }
+  | { readonly deliver: false; readonly reason: 'stale' | 'absent' };
+
+/** How a registry creates rooms and admits peers. */
+export interface RoomRegistryOptions {
+  readonly limits: ServerLimits;
+  /** Rooms that exist from the start, with their configs. */
+  readonly rooms?: ReadonlyMap<string, RoomConfig>;
+  /** When set, an unknown room is created with this config on first join. */
+  readonly defaultRoomConfig?: RoomConfig;
+  /** When set, the first peer of an unknown room may bring its config. */
+  readonly allowPeerConfig?: boolean;
+  readonly now?: () => number;
+}
+
+/** All rooms of one server, and the peer ids in use. */
+export class RoomRegistry {
+  readonly #rooms = new Map<string, Room>();
+  /** Peer id -> room name, for every place held (connected or not). */
+  readonly #peerRooms = new Map<string, string>();
+  readonly #options: RoomRegistryOptions;
+  readonly #now: () => number;
+
+  constructor(options: RoomRegistryOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    for (const [name, config] of options.rooms ?? []) {
+      this.#rooms.set(name, newRoom(name, config, 'server'));
+    }
+  }
+
+  /** The room named `name`, if it exists. */
+  room(name: string): Room | undefined {
+    return this.#rooms.get(name);
+  }
+
+  /** Every room, in creation order. */
+  rooms(): Room[] {
+    return [...this.#rooms.values()];
+  }
+
+  /** The current membership of `room`. */
+  membership(room: Room): Membership {
+    return {
+      room: room.name,
+      generation: room.generation,
+      members: room.members.map((m, ringIndex) => ({
+        peerId: m.id,
+        ringIndex,
+        kind: m.kind,
+        backend: m.backend,
+        connected: m.connected,
+      })),
+    };
+  }
+
+  /**
+   * Admits a validated join request (admission by token is checked by the
+   * caller). Throws `ERR_ADMISSION` (no such room, full, id taken),
+   * `ERR_BAD_CONFIG` or `ERR_MISMATCH` (config or fingerprint differs);
+   * nothing changes when it throws.
+   */
+  join(request: JoinRequest): JoinOutcome {
+    const existing = this.#rooms.get(request.room);
+    const room = existing ?? this.#roomToCreate(request);
+    checkConfig(room, request);
+    checkFingerprint(room, request.fingerprint);
+
+    const claimed = request.peerId;
+    const slot =
+      claimed === undefined
+        ? undefined
+        : room.members.find((m) => m.id === claimed);
+    if (claimed !== undefined && slot === undefined) {
+      const other = this.#peerRooms.get(claimed);
+      if (other !== undefined) {
+        throw topkError(
+          'ERR_ADMISSION',
+          `peer id ${claimed} is in use in another room`,
+          { room: request.room, reason: 'id-in-use' },
+        );
+      }
+    }
+    if (slot === undefined) this.#checkCapacity(room);
+    if (existing === undefined) this.#rooms.set(room.name, room);
+    room.fingerprint ??= request.fingerprint;
+
+    if (slot !== undefined) return this.#reclaim(room, slot, request);
+    if (this.#canRestore(room, request)) return this.#restore(room, request);
+    return this.#append(room, request);
+  }
+
+  /**
+   * Removes `peerId` from its room (graceful leave or lost connection) and
+   * starts a new generation. Returns the room, or undefined when the peer
+   * held no place. An empty room made on demand is deleted.
+   */
+  leave(peerId: string): Room | undefined {
+    const room = this.#roomOf(peerId);
+    if (room === undefined) return undefined;
+    room.members = room.members.filter((m) => m.id !== peerId);
+    this.#peerRooms.delete(peerId);
+    this.#endRestore(room);
+    room.generation += 1;
+    log('%s: %s left, generation %d', room.name, peerId, room.generation);
+    if (room.members.length === 0) this.#emptied(room);
+    return room;
+  }
+
+  /**
+   * Ends a restore whose grace period is over: places nobody reclaimed are
+   * dropped and a new generation starts. Returns the room when it changed.
+   */
+  expireRestore(name: string): Room | undefined {
+    const room = this.#rooms.get(name);
+    if (room?.restoreUntilMs === undefined) return undefined;
+    if (this.#now() < room.restoreUntilMs) return undefined;
+    const absent = room.members.filter((m) => !m.connected).length;
+    this.#endRestore(room);
+    if (absent === 0) return undefined;
+    room.generation += 1;
+    log('%s: restore over, %d never came back', room.name, absent);
+    if (room.members.length === 0) this.#emptied(room);
+    return room;
+  }
+
+  /**
+   * Decides where a peer's signal goes. Throws `ERR_BAD_MESSAGE` when the
+   * sender is not in a room, names a future generation, or targets a peer
+   * that is not its ring neighbour; a stale generation or an absent target
+   * is dropped quietly (negotiation races membership changes).
+   */
+  relay(fromId: string, request: SignalRequest): RelayDecision {
+    const room = this.#roomOf(fromId);
+    if (room === undefined) {
+      throw topkError('ERR_BAD_MESSAGE', 'signal: join a room first', {});
+    }
+    if (request.generation < room.generation) {
+      return { deliver: false, reason: 'stale' };
+    }
+    if (request.generation > room.generation) {
+      throw topkError(
+        'ERR_BAD_MESSAGE',
+        `signal: expected generation ${room.generation} or older, ` +
+          `got ${request.generation}`,
+        { expected: room.generation, received: request.generation },
+      );
+    }
+    const size = room.members.length;
+    const at = room.members.findIndex((m) => m.id === fromId);
+    const next = room.members[(at + 1) % size]!;
+    const prev = room.members[(at - 1 + size) % size]!;
+    const target = [next, prev].find(
+      (m) => m.id === request.to && m.id !== fromId,
+    );
+    if (target === undefined) {
+      throw topkError(
+        'ERR_BAD_MESSAGE',
+        `signal: ${request.to} is not a ring neighbour of ${fromId} in ` +
+          `generation ${room.generation}`,
+        { to: request.to, generation: room.generation },
+      );
+    }
+    if (!target.connected) return { deliver: false, reason: 'absent' };
+    return { deliver: true, to: target.id };
+  }
+
+  /** The room `peerId` holds a place in. */
+  #roomOf(peerId: string): Room | undefined {
+    const name = this.#peerRooms.get(peerId);
+    return name === undefined ? undefined : this.#rooms.get(name);
+  }
+
+  /** The room a join would create; not stored until the join succeeds. */
+  #roomToCreate(request: JoinRequest): Room {
+    const { defaultRoomConfig, allowPeerConfig, limits } = this.#options;
+    if (this.#rooms.size >= limits.maxRooms) {
+      throw topkError(
+        'ERR_ADMISSION',
+        `cannot create room ${JSON.stringify(request.room)}: the server ` +
+          `already has its maximum of ${limits.maxRooms} rooms`,
+        { room: request.room, reason: 'too-many-rooms' },
+      );
+    }
+    if (allowPeerConfig === true) {
+      const config = parseRoomConfig(request.config ?? defaultRoomConfig ?? {});
+      return newRoom(request.room, config, 'peer');
+    }
+    if (defaultRoomConfig !== undefined) {
+      return newRoom(request.room, defaultRoomConfig, 'default');
+    }
+    throw topkError(
+      'ERR_ADMISSION',
+      `no room named ${JSON.stringify(request.room)} on this server`,
+      { room: request.room, reason: 'unknown-room' },
+    );
+  }
+
+  #checkCapacity(room: Room): void {
+    const maxPeers = Math.min(
+      room.config.limits.maxPeers,
+      this.#options.limits.maxPeersPerRoom,
+    );
+    if (room.members.length >= maxPeers) {
+      throw topkError(
+        'ERR_ADMISSION',
+        `room ${JSON.stringify(room.name)} is full (${maxPeers} peers)`,
+        { room: room.name, reason: 'room-full', limit: maxPeers },
+      );
+    }
+  }
+
+  /** A reconnecting peer takes back its own place: no new generation. */
+  #reclaim(room: Room, slot: PeerRecord, request: JoinRequest): JoinOutcome {
+    const known = slot.resumeKey;
+    const presented = request.resumeKey;
+    if (
+      known !== undefined &&
+      (presented === undefined || !constantTimeEqual(presented, known))
+    ) {
+      throw topkError(
+        'ERR_ADMISSION',
+        `peer id ${slot.id} is taken in room ${JSON.stringify(room.name)} ` +
+          `and the resume key does not match`,
+        { room: room.name, reason: 'id-in-use' },
+      );
+    }
+    const replacedConnection = slot.connected;
+    slot.resumeKey = known ?? presented ?? newResumeKey();
+    slot.connected = true;
+    slot.kind = request.kind;
+    slot.backend = request.backend;
+    if (room.members.every((m) => m.connected)) room.restoreUntilMs = undefined;
+    log('%s: %s reconnected', room.name, slot.id);
+    return { room, peer: slot, replacedConnection };
+  }
+
+  /**
+   * Restore after a server restart: the room is empty here, and the peer
+   * says which ring it was in. Only forward in generations, so a stale
+   * peer cannot roll a room back.
+   */
+  #canRestore(room: Room, request: JoinRequest): boolean {
+    const previous = request.previous;
+    return (
+      room.members.length === 0 &&
+      previous !== undefined &&
+      request.peerId !== undefined &&
+      previous.generation > room.generation &&
+      previous.members.includes(request.peerId) &&
+      new Set(previous.members).size === previous.members.length &&
+      previous.members.length <= room.config.limits.maxPeers &&
+      previous.members.every(
+        (id) => id === request.peerId || !this.#peerRooms.has(id),
+      )
+    );
+  }
+
+  #restore(room: Room, request: JoinRequest): JoinOutcome {
+    const previous = request.previous!;
+    room.generation = previous.generation;
+    room.members = previous.members.map((id) => {
+      const peer = newPeer(id, request.kind, request.backend);
+      peer.connected = id === request.peerId;
+      peer.resumeKey = undefined;
+      return peer;
+    });
+    for (const m of room.members) this.#peerRooms.set(m.id, room.name);
+    room.restoreUntilMs =
+      room.members.length > 1
+        ? this.#now() + this.#options.limits.rejoinGraceMs
+        : undefined;
+    const peer = room.members.find((m) => m.id === request.peerId)!;
+    peer.resumeKey = request.resumeKey ?? newResumeKey();
+    log('%s: restoring generation %d', room.name, room.generation);
+    return { room, peer, replacedConnection: false };
+  }
+
+  #append(room: Room, request: JoinRequest): JoinOutcome {
+    this.#endRestore(room);
+    const id = request.peerId ?? newPeerId();
+    const peer = newPeer(id, request.kind, request.backend);
+    peer.resumeKey = request.resumeKey ?? newResumeKey();
+    room.members.push(peer);
+    this.#peerRooms.set(id, room.name);
+    room.generation += 1;
+    log('%s: %s joined, generation %d', room.name, id, room.generation);
+    return { room, peer, replacedConnection: false };
+  }
+
+  /** Drops the places of peers that have not come back. */
+  #endRestore(room: Room): void {
+    if (room.restoreUntilMs === undefined) return;
+    room.restoreUntilMs = undefined;
+    for (const m of room.members) {
+      if (!m.connected) this.#peerRooms.delete(m.id);
+    }
+    room.members = room.members.filter((m) => m.connected);
+  }
+
+  #emptied(room: Room): void {
+    room.fingerprint = undefined;
+    if (room.configSource !== 'server') this.#rooms.delete(room.name);
+  }
+}
