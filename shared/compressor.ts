@@ -111,12 +111,7 @@ export class Compressor {
     // exactly when some entry is, so finiteness costs no test per entry.
     const acc = this.#spare;
     const residual = this.#residual;
-    let accSquares = 0;
-    for (let i = 0; i < n; i++) {
-      const value = Math.fround(residual[i] + lr * gradient[i]);
-      acc[i] = value;
-      accSquares += value * value;
-    }
+    const accSquares = accumulate(residual, gradient, lr, acc);
     if (!(accSquares < Infinity)) {
       const nonFinite = countNonFinite(acc);
       log('step skipped: %d non-finite entries in acc', nonFinite);
@@ -306,6 +301,27 @@ export class Compressor {
       );
     }
   }
+}
+
+/**
+ * Step 1: `acc = residual + lr * gradient`, rounded to float32 once per
+ * entry; returns `||acc||^2` summed in float64. A plain function over typed
+ * arrays, which V8 compiles to a much tighter loop than the same code in a
+ * class method reading private fields.
+ */
+function accumulate(
+  residual: Float32Array,
+  gradient: Float32Array,
+  lr: number,
+  acc: Float32Array,
+): number {
+  let squares = 0;
+  for (let i = 0; i < acc.length; i++) {
+    const value = Math.fround(residual[i] + lr * gradient[i]);
+    acc[i] = value;
+    squares += value * value;
+  }
+  return squares;
 }
 
 /** Sum of squares in float64. */

@@ -15,6 +15,8 @@
  * NaN and infinite entries are never selected. They are counted and
  * reported, and K shrinks to the number of finite entries when fewer exist.
  */
+import createDebug from 'debug';
+
 import { describeValue, topkError } from './errors.ts';
 import { selectDescending } from './select.ts';
 import {
@@ -25,6 +27,8 @@ import {
   gatherAtOrAbove,
   UNROLL,
 } from './topk-scan.ts';
+
+const log = createDebug('topk:select');
 
 /** How {@link TopkSelector.select} finds the K-th largest magnitude. */
 export type SelectionMethod = 'exact' | 'fast';
@@ -165,11 +169,17 @@ export class TopkSelector {
 
     const candidates = this.#candidateScratch(capacity + UNROLL);
     const pass = gatherAtOrAbove(x, threshold, candidates, capacity);
-    if (pass === undefined) return undefined;
+    if (pass === undefined) {
+      log('fallback: over %d candidates at threshold %s', capacity, threshold);
+      return undefined;
+    }
     const { count, nonFinite } = pass;
     const taken = Math.min(k, n - nonFinite);
     if (taken === 0) return emptySelection(nonFinite, false);
-    if (count < taken) return undefined;
+    if (count < taken) {
+      log('fallback: %d candidates for K = %d', count, taken);
+      return undefined;
+    }
 
     // Every entry at or above the threshold is a candidate, so the K-th
     // largest among candidates is the K-th largest overall, and the ties at

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 
 import { registerAllReduceBench } from '../bench/allreduce.ts';
+import { registerTopkBench } from '../bench/topk.ts';
 
 /** Adds `bench` and its subcommands to `program`. */
 export function registerBenchCommand(program: Command): void {
@@ -12,5 +13,6 @@ export function registerBenchCommand(program: Command): void {
     .command('bench')
     .description('benchmarks of the core and the transport');
   registerAllReduceBench(bench);
+  registerTopkBench(bench);
   void bench;
 }
