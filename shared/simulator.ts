@@ -85,6 +85,25 @@ export class RingSimulator {
         { setting: 'peers', received: options.peers },
       );
     }
+    const { latencyMs = 0, bandwidthBytesPerSecond = Infinity } = options;
+    if (!(latencyMs >= 0 && latencyMs < Infinity)) {
+      throw topkError(
+        'ERR_BAD_CONFIG',
+        `RingSimulator: expected latencyMs >= 0, got ${String(latencyMs)}`,
+        { setting: 'latencyMs', received: latencyMs },
+      );
+    }
+    if (!(bandwidthBytesPerSecond > 0)) {
+      throw topkError(
+        'ERR_BAD_CONFIG',
+        'RingSimulator: expected bandwidthBytesPerSecond > 0, got ' +
+          String(bandwidthBytesPerSecond),
+        {
+          setting: 'bandwidthBytesPerSecond',
+          received: bandwidthBytesPerSecond,
+        },
+      );
+    }
     this.#options = options;
     this.#fault = options.fault;
     this.links = Array.from(

@@ -233,6 +233,12 @@ function checkOptions(options: AllReduceBenchOptions): void {
   }
 }
 
+interface AllReduceBenchFlags extends AllReduceBenchOptions {
+  readonly latencyMs?: number;
+  readonly bandwidth?: number;
+  readonly json?: boolean;
+}
+
 /** Adds `allreduce` to the `bench` command. */
 export function registerAllReduceBench(bench: Command): void {
   bench
@@ -249,10 +255,22 @@ export function registerAllReduceBench(bench: Command): void {
     .option('--overlap <F>', 'fraction of indices shared by all', Number, 0)
     .option('--steps <S>', 'steps to measure', Number, 3)
     .option('--seed <seed>', 'seed of the random vectors', Number, 1)
+    .option('--latency-ms <ms>', 'one-way delay of each simulated link', Number)
+    .option(
+      '--bandwidth <bytesPerSecond>',
+      'bytes per second of each simulated link (default: unlimited)',
+      Number,
+    )
     .option('--json', 'print one JSON object')
-    .action(async (flags: AllReduceBenchOptions & { json?: boolean }) => {
+    .action(async (flags: AllReduceBenchFlags) => {
       try {
-        const report = await runAllReduceBench(flags);
+        const report = await runAllReduceBench(flags, (peers) => {
+          return new RingSimulator({
+            peers,
+            latencyMs: flags.latencyMs,
+            bandwidthBytesPerSecond: flags.bandwidth,
+          });
+        });
         console.log(flags.json ? JSON.stringify(report) : formatReport(report));
       } catch (error) {
         if (!isTopkError(error)) throw error;

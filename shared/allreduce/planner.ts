@@ -33,6 +33,10 @@
  * `sparse-ring`: its worst case (no overlap at all) costs at most about
  * 1.5x `allgather`, while `allgather`'s worst case (full overlap) costs
  * about P/2 times `sparse-ring`.
+ *
+ * TODO(#6): a step that completes on some peers and fails on others leaves
+ * their planners apart; this relies on such a step being redone in a new
+ * generation (which resets every planner), as issue 6 plans.
  */
 import { ENVELOPE_OVERHEAD_BYTES } from '../codec.ts';
 import type { AllReduceAlgorithm, AllReduceResult } from './types.ts';

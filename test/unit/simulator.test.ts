@@ -47,6 +47,19 @@ const vectors = (peers: number, seed: number) =>
   });
 
 describe('RingSimulator links', () => {
+  it('refuses impossible settings', () => {
+    for (const options of [
+      { peers: 0 },
+      { peers: 2, latencyMs: -1 },
+      { peers: 2, bandwidthBytesPerSecond: 0 },
+    ]) {
+      assert.throws(
+        () => new RingSimulator(options),
+        (e) => isTopkError(e, 'ERR_BAD_CONFIG'),
+      );
+    }
+  });
+
   it('encode every message: byte counts are the codec bytes', async () => {
     const ring = new RingSimulator({ peers: 2 });
     const sent = message(0);
