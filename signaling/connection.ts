@@ -116,7 +116,7 @@ export function acceptConnection(socket: PeerSocket, ctx: ServerContext): void {
         ctx.metrics.rejected.inc({ code: 'ERR_RATE_LIMIT' });
         return;
       }
-      lastRateNoticeMs = nowMs;
+      if (first.ack === undefined) lastRateNoticeMs = nowMs;
       const error = topkError(
         'ERR_RATE_LIMIT',
         `more than ${ctx.limits.eventsPerSecond} events per second ` +
