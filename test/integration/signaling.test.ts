@@ -8,11 +8,9 @@ import {
   type SignalingClientOptions,
 } from '../../shared/signaling-client.ts';
 import type {
-  HashMismatch,
   JoinReply,
   Membership,
   Rejection,
-  RelayedSignal,
   RoomStatus,
 } from '../../shared/signaling-protocol.ts';
 import { signRoomToken } from '../../signaling/admission.ts';
@@ -151,7 +149,7 @@ describe('relay between ring neighbours', () => {
       const b = await join();
       await membershipWhere(a, (m) => m.members.length === 2);
 
-      const received = nextClientEvent<RelayedSignal>(b, 'signal');
+      const received = nextClientEvent(b, 'signal');
       a.signal(b.peerId, { type: 'offer', sdp: 'v=0' });
       const signal = await received;
       assert.equal(signal.from, a.peerId);
@@ -177,7 +175,7 @@ describe('relay between ring neighbours', () => {
       assert.equal(((await rejected) as Rejection).code, 'ERR_BAD_MESSAGE');
 
       // Unforged, it arrives, but from the raw client's own id.
-      const fromRaw = nextClientEvent<RelayedSignal>(a, 'signal');
+      const fromRaw = nextClientEvent(a, 'signal');
       raw.emit('signal', {
         to: a.peerId,
         generation: reply.membership.generation,
@@ -206,7 +204,7 @@ describe('relay between ring neighbours', () => {
     const generation = a!.membership.generation;
 
     // a -> c: not neighbours in a ring of 4.
-    const refused = nextClientEvent<Rejection>(a!, 'rejected');
+    const refused = nextClientEvent(a!, 'rejected');
     a!.signal(c!.peerId, { type: 'offer', sdp: 'not a neighbour' });
     assert.equal((await refused).code, 'ERR_BAD_MESSAGE');
 
@@ -214,8 +212,8 @@ describe('relay between ring neighbours', () => {
     a!.signal(b!.peerId, { type: 'offer', sdp: 'stale' }, generation - 1);
     // Markers from the right neighbours arrive first at b and c: the
     // refused and the stale signal never reached them.
-    const atB = nextClientEvent<RelayedSignal>(b!, 'signal');
-    const atC = nextClientEvent<RelayedSignal>(c!, 'signal');
+    const atB = nextClientEvent(b!, 'signal');
+    const atC = nextClientEvent(c!, 'signal');
     a!.signal(b!.peerId, { type: 'offer', sdp: 'marker-b' });
     d!.signal(c!.peerId, { type: 'offer', sdp: 'marker-c' });
     assert.equal((await atB).data.sdp, 'marker-b');
@@ -375,7 +373,7 @@ describe('hostile input', () => {
     // The server is up, the room untouched, the peers still talk.
     const health = await httpGet(`${state.server.url}/healthz`);
     assert.equal(health.status, 200);
-    const received = nextClientEvent<RelayedSignal>(b, 'signal');
+    const received = nextClientEvent(b, 'signal');
     a.signal(b.peerId, { type: 'offer', sdp: 'still here' });
     assert.equal((await received).data.sdp, 'still here');
     assert.equal(a.membership.generation, generation);
@@ -436,7 +434,7 @@ describe('HTTP status, health and metrics', () => {
     const a = await join({ backend: 'wasm' });
     const b = await join({ kind: 'browser', backend: 'webgl' });
     await membershipWhere(a, (m) => m.members.length === 2);
-    const mismatch = nextClientEvent<HashMismatch>(a, 'mismatch');
+    const mismatch = nextClientEvent(a, 'mismatch');
     a.report({
       step: 7,
       loss: 0.25,

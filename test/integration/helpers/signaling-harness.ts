@@ -9,7 +9,10 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { io, type Socket as ClientSocket } from 'socket.io-client';
 
 import type { Membership } from '../../../shared/signaling-protocol.ts';
-import type { SignalingClient } from '../../../shared/signaling-client.ts';
+import type {
+  SignalingClient,
+  SignalingClientEvents,
+} from '../../../shared/signaling-client.ts';
 
 /** An untyped socket.io client: it may emit whatever a hostile peer would. */
 export type RawSocket = ClientSocket;
@@ -58,16 +61,18 @@ export function membershipWhere(
   });
 }
 
-/** Resolves with the next event `event` of a signaling client. */
-export function nextClientEvent<T>(
+/** Resolves with the first argument of `client`'s next `event`. */
+export function nextClientEvent<E extends keyof SignalingClientEvents>(
   client: SignalingClient,
-  event: 'signal' | 'mismatch' | 'rejected' | 'rejoined' | 'closed',
-): Promise<T> {
+  event: E,
+): Promise<Parameters<SignalingClientEvents[E]>[0]> {
   return new Promise((resolve) => {
-    const off = client.on(event, (value: unknown) => {
+    const off = client.on(event, ((
+      value: Parameters<SignalingClientEvents[E]>[0],
+    ) => {
       off();
-      resolve(value as T);
-    });
+      resolve(value);
+    }) as SignalingClientEvents[E]);
   });
 }
 
