@@ -161,7 +161,7 @@ describe('checkEvent', () => {
           if (!checked.ok) assert.ok(codes.has(checked.error.code));
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: Number(process.env.TOPK_FUZZ_RUNS ?? 2000) },
     );
   });
 });
