@@ -15,7 +15,7 @@ import debugFactory from 'debug';
 import { io, type Socket } from 'socket.io-client';
 
 import type { RoomConfig, RoomConfigInput } from './config.ts';
-import { topkError, type TopkRingError } from './errors.ts';
+import { isTopkError, topkError, type TopkRingError } from './errors.ts';
 import type { ModelFingerprint } from './fingerprint.ts';
 import {
   MembershipSchema,
@@ -244,6 +244,11 @@ export class SignalingClient {
 
   async #connectFirst(): Promise<void> {
     const timeoutMs = this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    // Before connecting: a server that is full says so straight away.
+    this.#socket.on('rejected', (r) => {
+      this.#lastRejection = r;
+      this.#emit('rejected', r);
+    });
     await new Promise<void>((resolve, reject) => {
       let lastError = 'no answer';
       const timer = setTimeout(() => {
@@ -288,10 +293,6 @@ export class SignalingClient {
     this.#socket.on('membership', (m) => this.#onMembership(m));
     this.#socket.on('signal', (s) => this.#onSignal(s));
     this.#socket.on('mismatch', (m) => this.#emit('mismatch', m));
-    this.#socket.on('rejected', (r) => {
-      this.#lastRejection = r;
-      this.#emit('rejected', r);
-    });
     this.#socket.on('disconnect', (reason) => this.#onDisconnect(reason));
     this.#socket.on('connect', () => void this.#rejoin());
   }
@@ -317,18 +318,51 @@ export class SignalingClient {
             },
           }),
     };
+    if (!this.#socket.connected) {
+      // Dropped already (a full server closes at once). Emitting now
+      // would queue the join for a later connection: fail instead.
+      throw this.#lastRejection === undefined
+        ? topkError('ERR_UNREACHABLE', `lost ${o.url} before join`, {
+            url: o.url,
+          })
+        : fromWire(this.#lastRejection);
+    }
+    const answered = this.#socket
+      .timeout(o.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+      .emitWithAck('join', request);
+    // A server that refuses the connection closes it instead of answering:
+    // fail with its reason at once rather than at the timeout.
+    let onDrop = () => {};
+    const dropped = new Promise<never>((_, reject) => {
+      onDrop = () => {
+        const r = this.#lastRejection;
+        reject(
+          r === undefined
+            ? topkError(
+                'ERR_UNREACHABLE',
+                `signaling server at ${o.url} closed the connection ` +
+                  `before answering join`,
+                { url: o.url },
+              )
+            : fromWire(r),
+        );
+      };
+      this.#socket.once('disconnect', onDrop);
+    });
     let reply;
     try {
-      reply = await this.#socket
-        .timeout(o.timeoutMs ?? DEFAULT_TIMEOUT_MS)
-        .emitWithAck('join', request);
+      reply = await Promise.race([answered, dropped]);
     } catch (error) {
+      answered.catch(() => {});
+      if (isTopkError(error)) throw error;
       throw topkError(
         'ERR_UNREACHABLE',
         `signaling server at ${o.url} did not answer join in time`,
         { url: o.url },
         error,
       );
+    } finally {
+      this.#socket.off('disconnect', onDrop);
     }
     if (!reply.ok) throw fromWire(reply.error);
     return reply;
@@ -363,7 +397,9 @@ export class SignalingClient {
         this.#shutdown(typed, true);
         return;
       }
-      // Connected but no answer: start over rather than give up.
+      // No answer. Dropped again: socket.io reconnects by itself; still
+      // connected but unanswered: start over rather than give up.
+      if (!this.#socket.connected) return;
       log('%s: rejoin unanswered, reconnecting', this.#peerId);
       this.#socket.disconnect().connect();
     }

@@ -561,3 +561,41 @@ describe('close()', () => {
     assert.equal(tcpHandles(), baseline);
   });
 });
+
+describe('a full server', () => {
+  const { join } = serverFor({ limits: { maxConnections: 1 } });
+
+  it(
+    'refuses the connection above its limit at once, saying why',
+    T,
+    async () => {
+      const a = await join();
+      const startMs = performance.now();
+      const full = await refusal(join({ timeoutMs: 10_000 }));
+      assert.equal(full.code, 'ERR_ADMISSION');
+      assert.ok(performance.now() - startMs < 5000, 'waited for the timeout');
+      a.close();
+    },
+  );
+});
+
+describe('an unreachable server', () => {
+  it('fails with ERR_UNREACHABLE within the timeout', T, async () => {
+    const server = await startSignalingServer();
+    const url = server.url;
+    await server.close();
+    for (const reconnect of [false, true]) {
+      const error = await refusal(
+        SignalingClient.connect({
+          url,
+          room: 'main',
+          kind: 'node',
+          backend: 'wasm',
+          reconnect,
+          timeoutMs: 500,
+        }),
+      );
+      assert.equal(error.code, 'ERR_UNREACHABLE');
+    }
+  });
+});
