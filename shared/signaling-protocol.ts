@@ -218,7 +218,13 @@ export interface Rejection extends WireError {
   readonly event: string;
 }
 
-/** Events a peer sends. Acknowledgement callbacks come last. */
+/**
+ * Events a peer sends. Acknowledgement callbacks come last.
+ *
+ * TODO(#6): peers that both still reach the server but not each other
+ * (a broken data channel) have no way to tell it; the ring re-forms only
+ * when one of them leaves. A "neighbour unreachable" event would fix that.
+ */
 export interface ClientToServerEvents {
   join: (request: JoinRequest, ack: (reply: JoinReply) => void) => void;
   signal: (request: SignalRequest) => void;

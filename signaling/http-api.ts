@@ -8,6 +8,10 @@
  *   GET /api/rooms        {rooms: RoomStatus[]}
  *   GET /api/rooms/:room  RoomStatus, or 404
  *   GET /metrics          Prometheus text format
+ *
+ * TODO(#5): the status API answers anyone who can reach the server (peer
+ * ids, steps, configs; ICE credentials are hidden); the dashboard may want
+ * it behind the room token.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 

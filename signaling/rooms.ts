@@ -310,6 +310,9 @@ export class RoomRegistry {
     );
   }
 
+  // TODO(#6): a restored place is taken by the first peer that claims its
+  // id during the grace period, and every room member knows the ids. A
+  // resume key signed with a secret that survives restarts would close it.
   #restore(room: Room, request: JoinRequest): JoinOutcome {
     const previous = request.previous!;
     room.generation = previous.generation;
