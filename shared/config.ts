@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 
+import { kForDensity } from './compressor-config.ts';
 import { parseWithSchema } from './schema-errors.ts';
 
 /** Models a room can train, by name. */
@@ -135,6 +136,16 @@ export const RoomConfigSchema = z
       .min(1)
       .max(100_000)
       .default(1),
+    /**
+     * Peers that must be in the ring before step 0 runs: a readiness
+     * barrier, so fast peers do not train alone while slow ones connect.
+     */
+    minPeers: z
+      .number({ error: 'an integer in [1, 1024]' })
+      .int()
+      .min(1)
+      .max(1024)
+      .default(1),
     algorithm: z.enum(ALGORITHM_NAMES).default('auto'),
     /** 'exact' is the true TopK; 'fast' may pick by a sampled threshold. */
     selection: z.enum(['fast', 'exact']).default('fast'),
@@ -191,19 +202,17 @@ export function defaultRoomConfig(): RoomConfig {
 }
 
 /**
- * K for a vector of `n` coordinates: `ceil(density * n)` or the absolute
- * `k`, clamped to `[0, n]` so a K above the vector's length means dense
+ * K for a vector of `n` coordinates: the absolute `k`, or the density rule
+ * of the compressor (`kForDensity`: rounded, at least 1 for a density above
+ * zero), clamped to `[0, n]` so a K above the vector's length means dense
  * (case 14).
  */
 export function topkCount(
   config: Pick<RoomConfig, 'density' | 'k'>,
   n: number,
 ): number {
-  const wanted =
-    config.k !== undefined
-      ? config.k
-      : Math.ceil((config.density ?? DEFAULT_DENSITY) * n);
-  return Math.min(n, Math.max(0, wanted));
+  if (config.k !== undefined) return Math.min(n, Math.max(0, config.k));
+  return kForDensity(config.density ?? DEFAULT_DENSITY, n);
 }
 
 /**
