@@ -12,28 +12,32 @@
  * Browser-safe: no node: imports.
  */
 import debugFactory from 'debug';
-import { io, type Socket } from 'socket.io-client';
+import { io } from 'socket.io-client';
 
 import type { RoomConfig, RoomConfigInput } from './config.ts';
-import { isTopkError, topkError, type TopkRingError } from './errors.ts';
+import { topkError, type TopkRingError } from './errors.ts';
 import type { ModelFingerprint } from './fingerprint.ts';
 import {
   MembershipSchema,
   RelayedSignalSchema,
   ringPosition,
-  type ClientToServerEvents,
   type HashMismatch,
-  type JoinRequest,
   type Membership,
   type PeerKind,
   type PeerReport,
   type Rejection,
   type RelayedSignal,
   type RingPosition,
-  type ServerToClientEvents,
   type SignalData,
-  type WireError,
 } from './signaling-protocol.ts';
+import {
+  fromWire,
+  joinRequest,
+  requestJoin,
+  waitForConnection,
+  type ClientSocket,
+  type JoinedState,
+} from './signaling-join.ts';
 
 const log = debugFactory('topk:signaling:client');
 
@@ -89,7 +93,7 @@ const LEAVE_TIMEOUT_MS = 2000;
 
 /** A peer's session with the signaling server. */
 export class SignalingClient {
-  readonly #socket: Socket<ServerToClientEvents, ClientToServerEvents>;
+  readonly #socket: ClientSocket;
   readonly #options: SignalingClientOptions;
   readonly #listeners = new Map<string, Set<(...args: never[]) => void>>();
   #peerId = '';
@@ -249,45 +253,11 @@ export class SignalingClient {
       this.#lastRejection = r;
       this.#emit('rejected', r);
     });
-    await new Promise<void>((resolve, reject) => {
-      let lastError = 'no answer';
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(
-          topkError(
-            'ERR_UNREACHABLE',
-            `signaling server at ${this.#options.url} did not answer ` +
-              `within ${timeoutMs} ms (${lastError})`,
-            { url: this.#options.url, timeoutMs },
-          ),
-        );
-      }, timeoutMs);
-      const onConnect = () => {
-        cleanup();
-        resolve();
-      };
-      const onError = (error: Error) => {
-        lastError = error.message;
-        if (this.#options.reconnect !== false) return;
-        cleanup();
-        reject(
-          topkError(
-            'ERR_UNREACHABLE',
-            `cannot reach the signaling server at ${this.#options.url} ` +
-              `(${lastError})`,
-            { url: this.#options.url },
-          ),
-        );
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.#socket.off('connect', onConnect);
-        this.#socket.off('connect_error', onError);
-      };
-      this.#socket.on('connect', onConnect);
-      this.#socket.on('connect_error', onError);
-      this.#socket.connect();
-    });
+    await waitForConnection(
+      this.#socket,
+      { url: this.#options.url, timeoutMs },
+      this.#options.reconnect !== false,
+    );
 
     this.#applyJoin(await this.#requestJoin(this.#options.config));
     this.#socket.on('membership', (m) => this.#onMembership(m));
@@ -298,74 +268,20 @@ export class SignalingClient {
   }
 
   /** Sends `join` and waits for the reply; throws the refusal. */
-  async #requestJoin(config: unknown): Promise<JoinedState> {
+  #requestJoin(config: unknown): Promise<JoinedState> {
     const o = this.#options;
-    const previous = this.#membership;
-    const request: JoinRequest = {
-      room: o.room,
-      kind: o.kind,
-      backend: o.backend,
-      ...(o.token === undefined ? {} : { token: o.token }),
-      ...(config === undefined ? {} : { config }),
-      ...(o.fingerprint === undefined ? {} : { fingerprint: o.fingerprint }),
-      ...identity(this.#peerId || o.peerId, this.#resumeKey || o.resumeKey),
-      ...(previous === undefined || previous.members.length === 0
-        ? {}
-        : {
-            previous: {
-              generation: previous.generation,
-              members: previous.members.map((m) => m.peerId),
-            },
-          }),
-    };
-    if (!this.#socket.connected) {
-      // Dropped already (a full server closes at once). Emitting now
-      // would queue the join for a later connection: fail instead.
-      throw this.#lastRejection === undefined
-        ? topkError('ERR_UNREACHABLE', `lost ${o.url} before join`, {
-            url: o.url,
-          })
-        : fromWire(this.#lastRejection);
-    }
-    const answered = this.#socket
-      .timeout(o.timeoutMs ?? DEFAULT_TIMEOUT_MS)
-      .emitWithAck('join', request);
-    // A server that refuses the connection closes it instead of answering:
-    // fail with its reason at once rather than at the timeout.
-    let onDrop = () => {};
-    const dropped = new Promise<never>((_, reject) => {
-      onDrop = () => {
-        const r = this.#lastRejection;
-        reject(
-          r === undefined
-            ? topkError(
-                'ERR_UNREACHABLE',
-                `signaling server at ${o.url} closed the connection ` +
-                  `before answering join`,
-                { url: o.url },
-              )
-            : fromWire(r),
-        );
-      };
-      this.#socket.once('disconnect', onDrop);
+    const request = joinRequest({
+      ...o,
+      config,
+      peerId: this.#peerId || o.peerId,
+      resumeKey: this.#resumeKey || o.resumeKey,
+      previous: this.#membership,
     });
-    let reply;
-    try {
-      reply = await Promise.race([answered, dropped]);
-    } catch (error) {
-      answered.catch(() => {});
-      if (isTopkError(error)) throw error;
-      throw topkError(
-        'ERR_UNREACHABLE',
-        `signaling server at ${o.url} did not answer join in time`,
-        { url: o.url },
-        error,
-      );
-    } finally {
-      this.#socket.off('disconnect', onDrop);
-    }
-    if (!reply.ok) throw fromWire(reply.error);
-    return reply;
+    return requestJoin(this.#socket, request, {
+      url: o.url,
+      timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      lastRejection: () => this.#lastRejection,
+    });
   }
 
   #applyJoin(joined: JoinedState): void {
@@ -494,23 +410,4 @@ export class SignalingClient {
       }
     }
   }
-}
-
-/** What a successful join gives. */
-type JoinedState = {
-  readonly peerId: string;
-  readonly resumeKey: string;
-  readonly config: RoomConfig;
-  readonly membership: Membership;
-};
-
-function identity(peerId: string | undefined, resumeKey: string | undefined) {
-  return {
-    ...(peerId === undefined || peerId === '' ? {} : { peerId }),
-    ...(resumeKey === undefined || resumeKey === '' ? {} : { resumeKey }),
-  };
-}
-
-function fromWire(error: WireError): TopkRingError {
-  return topkError(error.code, error.message, error.context ?? {});
 }
