@@ -3,16 +3,27 @@
  * anything, waits on events (never on sleeps), plain HTTP GETs that keep
  * no connection open, and a TCP proxy whose cable can be "pulled".
  */
+import assert from 'node:assert/strict';
 import { get } from 'node:http';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
+import { after, before } from 'node:test';
+
 import { io, type Socket as ClientSocket } from 'socket.io-client';
 
+import { isTopkError, type TopkRingError } from '../../../shared/errors.ts';
+
 import type { Membership } from '../../../shared/signaling-protocol.ts';
-import type {
+import {
   SignalingClient,
-  SignalingClientEvents,
+  type SignalingClientEvents,
+  type SignalingClientOptions,
 } from '../../../shared/signaling-client.ts';
+import {
+  startSignalingServer,
+  type SignalingServer,
+  type SignalingServerOptions,
+} from '../../../signaling/server.ts';
 
 /** An untyped socket.io client: it may emit whatever a hostile peer would. */
 export type RawSocket = ClientSocket;
@@ -163,4 +174,52 @@ export class CuttableProxy {
     inbound.pipe(outbound);
     outbound.pipe(inbound);
   }
+}
+
+/**
+ * Starts a server (with room `main`) before a describe block's tests and
+ * closes it and every client it joined after them.
+ */
+export function serverFor(options: SignalingServerOptions = {}) {
+  const state: { server: SignalingServer; clients: SignalingClient[] } = {
+    server: undefined as unknown as SignalingServer,
+    clients: [],
+  };
+  before(async () => {
+    state.server = await startSignalingServer({
+      rooms: { main: {} },
+      onWarning: () => {},
+      ...options,
+    });
+  });
+  after(async () => {
+    for (const client of state.clients) client.close();
+    await state.server.close();
+  });
+  const join = async (extra: Partial<SignalingClientOptions> = {}) => {
+    const client = await SignalingClient.connect({
+      url: state.server.url,
+      room: 'main',
+      kind: 'node',
+      backend: 'wasm',
+      reconnect: false,
+      ...extra,
+    });
+    state.clients.push(client);
+    return client;
+  };
+  return { state, join };
+}
+
+/** Resolves with the typed error `promise` rejects with; fails if it resolves. */
+export async function refusal(
+  promise: Promise<unknown>,
+): Promise<TopkRingError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(isTopkError(error), String(error));
+    return error;
+  }
+  assert.fail('expected a refusal');
 }
