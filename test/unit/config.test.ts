@@ -193,9 +193,10 @@ describe('topkCount', () => {
     assert.equal(topkCount(parseRoomConfig({ k: 3 }), 0), 0);
   });
 
-  it('rounds a density up so a positive density sends something', () => {
+  it('rounds a density, to at least 1 when it is positive', () => {
     assert.equal(topkCount(parseRoomConfig({ density: 0.01 }), 100), 1);
     assert.equal(topkCount(parseRoomConfig({ density: 0.01 }), 150), 2);
+    assert.equal(topkCount(parseRoomConfig({ density: 0.01 }), 140), 1);
     assert.equal(topkCount(parseRoomConfig({ density: 0.001 }), 10), 1);
     assert.equal(topkCount(parseRoomConfig({ density: 0 }), 10), 0);
     assert.equal(topkCount(parseRoomConfig({ density: 1 }), 10), 10);
