@@ -117,12 +117,15 @@ export class Mailbox {
   }
 
   /**
-   * Fails every waiting and future `take` with `error` (the link is gone)
-   * and drops what is held: nothing half-sent by a departed peer is kept.
+   * Fails every waiting and future `take` with `error` (the link is gone).
+   * After a crash (the default) what is held is dropped too: nothing a
+   * departed peer sent is used once it is known to be gone. A peer that
+   * said goodbye finished its steps before leaving, so with `keepHeld` its
+   * complete messages stay available to a slower receiver.
    */
-  fail(error: TopkRingError): void {
+  fail(error: TopkRingError, options: { keepHeld?: boolean } = {}): void {
     this.#failure = error;
-    this.#pending.clear();
+    if (options.keepHeld !== true) this.#pending.clear();
     const waiters = [...this.#waiters.values()];
     this.#waiters.clear();
     for (const waiter of waiters) waiter.reject(error);
