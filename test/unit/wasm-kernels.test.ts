@@ -231,6 +231,32 @@ describe('wasm gradient kernels', () => {
     });
   }
 
+  const MATMUL_CASES: [number[], number[], boolean, boolean][] = [
+    [[5, 7], [7, 3], false, false],
+    [[7, 5], [7, 3], true, false],
+    [[5, 7], [3, 7], false, true],
+    [[7, 5], [3, 7], true, true],
+    [[2, 6, 4], [2, 3, 6], true, true],
+    [[2, 6, 4], [6, 3], true, false],
+    [[64, 784], [64, 256], true, false],
+  ];
+  for (const [
+    index,
+    [a, b, transposeA, transposeB],
+  ] of MATMUL_CASES.entries()) {
+    it(`BatchMatMul matches cpu: a ${a} b ${b} transposeA ${transposeA} transposeB ${transposeB}`, async () => {
+      const rng = new Rng(300 + index);
+      const inputs = {
+        a: { values: randomValues(rng, a), shape: a },
+        b: { values: randomValues(rng, b), shape: b },
+      };
+      const attrs = { transposeA, transposeB };
+      const wasm = await runOn('wasm', 'BatchMatMul', inputs, attrs);
+      const cpu = await runOn('cpu', 'BatchMatMul', inputs, attrs);
+      assertClose(wasm, cpu, `${a} x ${b}`);
+    });
+  }
+
   it('the gradients of conv2d through tf.grads match cpu', async () => {
     const rng = new Rng(7);
     const xValues = randomValues(rng, [3, 10, 10, 2]);
