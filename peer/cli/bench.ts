@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 
 import { registerAllReduceBench } from '../bench/allreduce.ts';
+import { registerConvBench } from '../bench/conv.ts';
 import { registerTopkBench } from '../bench/topk.ts';
 
 /** Adds `bench` and its subcommands to `program`. */
@@ -13,6 +14,7 @@ export function registerBenchCommand(program: Command): void {
     .command('bench')
     .description('benchmarks of the core and the transport');
   registerAllReduceBench(bench);
+  registerConvBench(bench);
   registerTopkBench(bench);
   void bench;
 }
