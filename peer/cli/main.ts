@@ -5,6 +5,8 @@
 import { Command } from 'commander';
 
 import { registerBenchCommand } from './bench.ts';
+import { registerPeerCommand } from './peer.ts';
+import { registerRunCommand } from './run.ts';
 import { registerSignalCommand } from './signal.ts';
 
 const program = new Command('topk-ring')
@@ -14,6 +16,8 @@ const program = new Command('topk-ring')
   )
   .showHelpAfterError();
 
+registerRunCommand(program);
+registerPeerCommand(program);
 registerBenchCommand(program);
 registerSignalCommand(program);
 

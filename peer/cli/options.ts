@@ -1,0 +1,66 @@
+/**
+ * Option parsers and error reporting shared by the subcommands.
+ */
+import { InvalidArgumentError } from 'commander';
+
+import { isTopkError } from '../../shared/errors.ts';
+
+/** Parses an integer option within [min, max]. */
+export function integerOption(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+      throw new InvalidArgumentError(
+        `expected an integer in [${min}, ${max}], got ${value}`,
+      );
+    }
+    return parsed;
+  };
+}
+
+/** Parses a number option within [min, max]. */
+export function numberOption(min: number, max: number) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed) || parsed < min || parsed > max) {
+      throw new InvalidArgumentError(
+        `expected a number in [${min}, ${max}], got ${value}`,
+      );
+    }
+    return parsed;
+  };
+}
+
+/**
+ * Prints a failure the way a user can act on it (code and message for
+ * the project's errors, the stack otherwise) and sets a non-zero exit.
+ */
+export function reportFailure(error: unknown): void {
+  if (isTopkError(error)) {
+    console.error(`topk-ring: ${error.code}: ${error.message}`);
+  } else {
+    console.error('topk-ring: unexpected failure:', error);
+  }
+  process.exitCode = 1;
+}
+
+/**
+ * An AbortSignal that fires on the first SIGINT or SIGTERM, so a command
+ * stops between steps and leaves gracefully; a second signal exits at once.
+ */
+export function stopSignal(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort(name);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}

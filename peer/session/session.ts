@@ -1,0 +1,438 @@
+/**
+ * One Node peer's training session: join a room through the signaling
+ * server, wait until the ring has the room's `minPeers`, connect to the
+ * ring neighbours over WebRTC, run Algorithm 1 step after step, report
+ * progress and weights hashes to the server, evaluate at every epoch end,
+ * checkpoint, and leave gracefully.
+ *
+ * Membership changes take effect between steps: after each step the
+ * session looks at the latest generation, and when it changed the links
+ * of the old one are closed and those of the new one opened.
+ */
+import path from 'node:path';
+
+import createDebug from 'debug';
+
+import type { RoomConfig, RoomConfigInput } from '../../shared/config.ts';
+import { isTopkError, topkError } from '../../shared/errors.ts';
+import { SignalingClient } from '../../shared/signaling-client.ts';
+import type {
+  Membership,
+  RingPosition,
+} from '../../shared/signaling-protocol.ts';
+import { loadDataset } from '../data/registry.ts';
+import { initBackend } from '../tf/backend.ts';
+import { loadCheckpoint, saveCheckpoint } from '../training/checkpoint.ts';
+import { Trainer, type StepRecord } from '../training/trainer.ts';
+import { loadBinding, type WebRtcBindingName } from '../webrtc/bindings.ts';
+import { RingConnector, type GenerationLink } from './connector.ts';
+
+const log = createDebug('topk:session');
+
+/** Steps between two weights hashes sent to the server for comparison. */
+const HASH_EVERY_STEPS = 25;
+
+/** Settings of {@link runPeerSession}. */
+export interface PeerSessionOptions {
+  /** The signaling server's URL. */
+  readonly server: string;
+  readonly room: string;
+  readonly token?: string;
+  readonly webrtc: WebRtcBindingName;
+  /** A `--backend` choice; an unknown one is refused by name. */
+  readonly backend: string;
+  /** Config to create the room with, where the server lets peers. */
+  readonly config?: RoomConfigInput;
+  /** Write checkpoints here (every `checkpointEvery` steps and at the end). */
+  readonly checkpointDir?: string;
+  /** Continue from the checkpoint in this folder. */
+  readonly resume?: string;
+  /** Use only the first N training / test samples (quick runs, tests). */
+  readonly maxTrain?: number;
+  readonly maxTest?: number;
+  /** Stops the session between steps, leaving gracefully. */
+  readonly signal?: AbortSignal;
+  /** Receives progress. Must not throw. */
+  readonly onEvent?: (event: SessionEvent) => void;
+}
+
+/** What a session tells its owner (the CLI or the launcher). */
+export type SessionEvent =
+  | {
+      readonly type: 'ready';
+      readonly peerId: string;
+      readonly backend: string;
+      readonly n: number;
+      readonly k: number;
+      readonly config: RoomConfig;
+    }
+  | {
+      readonly type: 'generation';
+      readonly generation: number;
+      readonly ringIndex: number;
+      readonly peers: number;
+      readonly totalSteps: number;
+    }
+  | { readonly type: 'step'; readonly record: StepRecord }
+  | {
+      readonly type: 'evaluation';
+      readonly step: number;
+      readonly epoch: number;
+      readonly loss: number;
+      readonly accuracy?: number;
+    };
+
+/** How a session ended. */
+export interface SessionSummary {
+  readonly peerId: string;
+  readonly backend: string;
+  /** Steps completed. */
+  readonly steps: number;
+  readonly n: number;
+  readonly k: number;
+  readonly testLoss: number;
+  readonly testAccuracy?: number;
+  readonly modelHash: string;
+  /** Wire bytes of the all-reduce, this peer's. */
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  /** What a dense ring all-reduce would have sent in the same steps. */
+  readonly denseBytes: number;
+  readonly generations: number;
+  readonly wallMs: number;
+  /** True when stopped early through `signal`. */
+  readonly stopped: boolean;
+}
+
+/** Runs a peer from joining to leaving; see the module comment. */
+export async function runPeerSession(
+  options: PeerSessionOptions,
+): Promise<SessionSummary> {
+  const startMs = performance.now();
+  const backend = await initBackend(options.backend);
+  const binding = await loadBinding(options.webrtc);
+  const client = await SignalingClient.connect({
+    url: options.server,
+    room: options.room,
+    token: options.token,
+    kind: 'node',
+    backend,
+    config: options.config,
+  });
+  const session = new Session(client, backend, options);
+  try {
+    return await session.run(binding, startMs);
+  } finally {
+    await session.close();
+  }
+}
+
+class Session {
+  readonly #client: SignalingClient;
+  readonly #backend: string;
+  readonly #options: PeerSessionOptions;
+  #trainer: Trainer | undefined;
+  #connector: RingConnector | undefined;
+  #link: GenerationLink | undefined;
+  #placement = { generation: -1, ringIndex: 0, peers: 1, firstStep: 0 };
+  #totals = { bytesSent: 0, bytesReceived: 0, denseBytes: 0 };
+  #generations = 0;
+
+  constructor(
+    client: SignalingClient,
+    backend: string,
+    options: PeerSessionOptions,
+  ) {
+    this.#client = client;
+    this.#backend = backend;
+    this.#options = options;
+  }
+
+  async run(
+    binding: Awaited<ReturnType<typeof loadBinding>>,
+    startMs: number,
+  ): Promise<SessionSummary> {
+    const config = this.#client.config;
+    const dataset = await loadDataset(config.dataset, {
+      seed: config.seed,
+      maxTrain: this.#options.maxTrain,
+      maxTest: this.#options.maxTest,
+    });
+    const trainer = new Trainer({
+      config,
+      dataset,
+      room: this.#options.room,
+      peerId: this.#client.peerId,
+    });
+    this.#trainer = trainer;
+    if (this.#options.resume !== undefined) {
+      const loaded = await loadCheckpoint(this.#options.resume);
+      trainer.restoreState({ ...loaded, step: loaded.state.step });
+      log('resumed at step %d', trainer.step);
+    }
+    this.#emit({
+      type: 'ready',
+      peerId: this.#client.peerId,
+      backend: this.#backend,
+      n: trainer.n,
+      k: trainer.compressor.config.totalK,
+      config,
+    });
+    this.#connector = new RingConnector({
+      client: this.#client,
+      binding,
+      iceServers: config.iceServers as RTCIceServer[],
+      connectTimeoutMs: Math.max(10_000, config.limits.peerTimeoutMs * 4),
+      maxMessageBytes: config.limits.maxMessageBytes,
+    });
+
+    const first = await this.#waitForRing(config.minPeers);
+    const totalSteps =
+      config.epochs * trainer.stepsPerEpoch(first.position.size);
+    let stopped = false;
+    while (trainer.step < totalSteps) {
+      if (this.#options.signal?.aborted) {
+        stopped = true;
+        break;
+      }
+      await this.#follow(totalSteps);
+      try {
+        await this.#step(totalSteps);
+      } catch (error) {
+        await this.#recover(error);
+      }
+    }
+
+    const evaluation = trainer.evaluate();
+    if (this.#options.checkpointDir !== undefined) await this.#checkpoint();
+    const modelHash = trainer.modelHash();
+    this.#client.report({
+      step: trainer.step,
+      generation: this.#placement.generation,
+      loss: evaluation.loss,
+      accuracy: evaluation.accuracy ?? null,
+      bytesSent: this.#totals.bytesSent,
+      bytesReceived: this.#totals.bytesReceived,
+      modelHash,
+      backend: this.#backend,
+    });
+    return {
+      peerId: this.#client.peerId,
+      backend: this.#backend,
+      steps: trainer.step,
+      n: trainer.n,
+      k: trainer.compressor.config.totalK,
+      testLoss: evaluation.loss,
+      testAccuracy: evaluation.accuracy,
+      modelHash,
+      ...this.#totals,
+      generations: this.#generations,
+      wallMs: performance.now() - startMs,
+      stopped,
+    };
+  }
+
+  /** Leaves the ring and the room, releasing every resource. */
+  async close(): Promise<void> {
+    try {
+      await this.#link?.close();
+    } catch (error) {
+      log('closing the ring link: %s', String(error));
+    }
+    this.#connector?.dispose();
+    try {
+      await this.#client.leave('training finished');
+    } catch (error) {
+      log('leaving the room: %s', String(error));
+    }
+    this.#client.close();
+    this.#trainer?.dispose();
+  }
+
+  /** Runs one step in the current generation and reports it. */
+  async #step(totalSteps: number): Promise<void> {
+    const trainer = this.#trainer as Trainer;
+    const link = this.#link as GenerationLink;
+    const config = trainer.config;
+    const signal = AbortSignal.timeout(config.limits.stepTimeoutMs);
+    const record = await trainer.runStep(
+      { ...this.#placement, link: link.link },
+      signal,
+    );
+    this.#totals.bytesSent += record.bytesSent;
+    this.#totals.bytesReceived += record.bytesReceived;
+    this.#totals.denseBytes += record.denseBytes;
+    this.#emit({ type: 'step', record });
+
+    const done = trainer.step;
+    const last = done === totalSteps;
+    const perEpoch = trainer.stepsPerEpoch(this.#placement.peers);
+    let evaluation: { loss: number; accuracy?: number } | undefined;
+    if (done % perEpoch === 0 && !last) {
+      evaluation = trainer.evaluate();
+      this.#emit({
+        type: 'evaluation',
+        step: done,
+        epoch: done / perEpoch,
+        ...evaluation,
+      });
+    }
+    const every = config.checkpointEvery;
+    if (
+      this.#options.checkpointDir !== undefined &&
+      every > 0 &&
+      done % every === 0
+    ) {
+      await this.#checkpoint();
+    }
+    this.#client.report({
+      step: done,
+      generation: this.#placement.generation,
+      epoch: Math.floor(done / perEpoch),
+      loss: Number.isFinite(record.loss) ? record.loss : null,
+      ...(evaluation?.accuracy !== undefined
+        ? { accuracy: evaluation.accuracy }
+        : {}),
+      bytesSent: this.#totals.bytesSent,
+      bytesReceived: this.#totals.bytesReceived,
+      backend: this.#backend,
+      ...(done % HASH_EVERY_STEPS === 0
+        ? { modelHash: trainer.modelHash() }
+        : {}),
+      timing: {
+        computeMs: record.computeMs,
+        selectMs: record.selectMs,
+        communicateMs: record.communicateMs,
+      },
+    });
+  }
+
+  /**
+   * Makes sure the link belongs to the latest generation this peer is a
+   * member of, reconnecting when the membership changed.
+   */
+  async #follow(totalSteps: number): Promise<void> {
+    const membership = this.#client.membership;
+    if (this.#link?.generation === membership.generation) return;
+    const { position } = await this.#waitForRing(1);
+    const current = this.#client.membership;
+    await this.#link?.close();
+    this.#link = undefined;
+    this.#link = await (this.#connector as RingConnector).connect(
+      current.generation,
+      position,
+    );
+    const trainer = this.#trainer as Trainer;
+    this.#placement = {
+      generation: current.generation,
+      ringIndex: position.ringIndex,
+      peers: position.size,
+      firstStep: trainer.step,
+    };
+    this.#generations++;
+    this.#emit({
+      type: 'generation',
+      generation: current.generation,
+      ringIndex: position.ringIndex,
+      peers: position.size,
+      totalSteps,
+    });
+  }
+
+  /**
+   * A step failed: its selection is already back in the residual. Waits
+   * for the membership to change (the ring re-forms without the peer
+   * that failed) and goes on in the new generation.
+   */
+  async #recover(error: unknown): Promise<void> {
+    if (!isTopkError(error)) throw error;
+    const failed = this.#placement.generation;
+    log('step failed in generation %d: %s', failed, error.message);
+    const config = (this.#trainer as Trainer).config;
+    await this.#waitForMembership(
+      (m) => m.generation > failed,
+      config.limits.peerTimeoutMs * 4,
+      error,
+    );
+  }
+
+  /** Waits until this peer is in a ring of at least `minPeers`. */
+  async #waitForRing(
+    minPeers: number,
+  ): Promise<{ membership: Membership; position: RingPosition }> {
+    const ok = (m: Membership): boolean => {
+      const position = this.#client.position;
+      return (
+        position !== null &&
+        m.members.length >= minPeers &&
+        m.members.every((member) => member.connected)
+      );
+    };
+    await this.#waitForMembership(ok);
+    return {
+      membership: this.#client.membership,
+      position: this.#client.position as RingPosition,
+    };
+  }
+
+  #waitForMembership(
+    ok: (membership: Membership) => boolean,
+    timeoutMs?: number,
+    cause?: unknown,
+  ): Promise<void> {
+    if (ok(this.#client.membership)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = (error?: unknown): void => {
+        clearTimeout(timer);
+        offMembership();
+        offClosed();
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const offMembership = this.#client.on('membership', (m) => {
+        if (ok(m)) finish();
+      });
+      const offClosed = this.#client.on('closed', (error) =>
+        finish(
+          error ??
+            topkError('ERR_PEER_GONE', 'the signaling session closed', {}),
+        ),
+      );
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(
+          () =>
+            finish(
+              topkError(
+                'ERR_RING_TIMEOUT',
+                `no new ring formed within ${timeoutMs} ms after a failed step`,
+                { timeoutMs },
+                cause,
+              ),
+            ),
+          timeoutMs,
+        );
+      }
+    });
+  }
+
+  async #checkpoint(): Promise<void> {
+    const trainer = this.#trainer as Trainer;
+    const dir = path.join(
+      this.#options.checkpointDir as string,
+      `step-${String(trainer.step).padStart(7, '0')}`,
+    );
+    await saveCheckpoint(dir, trainer, {
+      room: this.#options.room,
+      ...this.#placement,
+    });
+  }
+
+  #emit(event: SessionEvent): void {
+    try {
+      this.#options.onEvent?.(event);
+    } catch (error) {
+      log('a session event listener threw: %s', String(error));
+    }
+  }
+}
