@@ -44,7 +44,7 @@ export const MAIN_JOB = {
   model: 'mlp',
   dataset: 'mnist',
   density: 0.01,
-  epochs: 3,
+  epochs: 5,
   batchSize: 32,
   learningRate: 0.1,
 } as const;

