@@ -17,6 +17,7 @@ import { Packr } from 'msgpackr';
 
 import { describeValue, topkError, type TopkRingError } from './errors.ts';
 import {
+  MAX_HASH_LENGTH,
   MAX_NAME_LENGTH,
   MAX_REASON_LENGTH,
   PEER_MESSAGE_TYPES,
@@ -72,8 +73,14 @@ function encodePayload(message: PeerMessage): unknown[] {
     }
     case 'dense':
       return [message.payload.values, message.payload.skip];
-    case 'hello':
-      return [message.payload.ringIndex];
+    case 'hello': {
+      const { ringIndex, step, fresh, modelHash } = message.payload;
+      return [ringIndex, step, fresh, modelHash];
+    }
+    case 'state': {
+      const { step, modelHash, weights } = message.payload;
+      return [step, modelHash, weights];
+    }
     case 'bye':
     case 'abort':
       return [message.payload.reason];
@@ -204,11 +211,29 @@ function validatePayload(
       return { type, payload: { values, skip: checkFlag(body[1]) } };
     }
     case 'hello':
-      expectFields(body, 1, type);
+      expectFields(body, 4, type);
       return {
         type,
-        payload: { ringIndex: checkCounter(body[0], 'payload.ringIndex') },
+        payload: {
+          ringIndex: checkCounter(body[0], 'payload.ringIndex'),
+          step: checkCounter(body[1], 'payload.step'),
+          fresh: checkFlag(body[2], 'payload.fresh'),
+          modelHash: checkHash(body[3]),
+        },
       };
+    case 'state': {
+      expectFields(body, 3, type);
+      const weights = checkValues(body[2], 'payload.weights');
+      checkLength(weights.length, limits);
+      return {
+        type,
+        payload: {
+          step: checkCounter(body[0], 'payload.step'),
+          modelHash: checkHash(body[1]),
+          weights,
+        },
+      };
+    }
     case 'bye':
     case 'abort':
       expectFields(body, 1, type);
@@ -348,9 +373,20 @@ function checkReason(raw: unknown): string {
   return raw;
 }
 
-function checkFlag(raw: unknown): boolean {
+function checkFlag(raw: unknown, field = 'payload.skip'): boolean {
   if (typeof raw !== 'boolean') {
-    throw bad('a boolean', describeValue(raw), 'payload.skip');
+    throw bad('a boolean', describeValue(raw), field);
+  }
+  return raw;
+}
+
+function checkHash(raw: unknown): string {
+  if (typeof raw !== 'string' || raw.length > MAX_HASH_LENGTH) {
+    throw bad(
+      `a hash of at most ${MAX_HASH_LENGTH} characters`,
+      describeValue(raw),
+      'payload.modelHash',
+    );
   }
   return raw;
 }

@@ -50,10 +50,33 @@ export interface DensePayload {
   readonly skip: boolean;
 }
 
-/** First message on a new channel: who is speaking, in which membership. */
+/**
+ * The generation handshake: at the start of every generation each peer's
+ * hello travels the whole ring, so every peer learns where every other
+ * stands before the first step (see peer/session/sync.ts).
+ */
 export interface HelloPayload {
-  /** The sender's ring index in `generation`. */
+  /** The ring index of the peer the hello is about (its origin). */
   readonly ringIndex: number;
+  /** The next step that peer would run. */
+  readonly step: number;
+  /** True for a newcomer without weights: it needs a `state`. */
+  readonly fresh: boolean;
+  /** Hash of that peer's weights (empty when fresh). */
+  readonly modelHash: string;
+}
+
+/**
+ * Weights for a newcomer, from its previous ring neighbour, at the step
+ * the generation starts from. The receiver checks them by hash.
+ */
+export interface StatePayload {
+  /** The step these weights are the start of. */
+  readonly step: number;
+  /** Hash of `weights` as the model holds them. */
+  readonly modelHash: string;
+  /** Every trainable weight, flattened; all finite. */
+  readonly weights: Float32Array;
 }
 
 /** A graceful goodbye: the sender is leaving and will send nothing more. */
@@ -86,7 +109,7 @@ export type PeerMessage =
       readonly type: 'dense';
       readonly payload: DensePayload;
     })
-  /** Opens a channel. */
+  /** One peer's place at the start of a generation. */
   | (EnvelopeFields & {
       readonly type: 'hello';
       readonly payload: HelloPayload;
@@ -102,6 +125,11 @@ export type PeerMessage =
   | (EnvelopeFields & {
       readonly type: 'abort';
       readonly payload: AbortPayload;
+    })
+  /** Hands a newcomer the ring's weights. */
+  | (EnvelopeFields & {
+      readonly type: 'state';
+      readonly payload: StatePayload;
     });
 
 /** The `type` of a peer message. */
@@ -121,7 +149,11 @@ export const PEER_MESSAGE_TYPES: readonly PeerMessageType[] = [
   'bye',
   'heartbeat',
   'abort',
+  'state',
 ];
+
+/** Longest model hash accepted on the wire. */
+export const MAX_HASH_LENGTH = 64;
 
 /** Longest room name or peer id accepted on the wire. */
 export const MAX_NAME_LENGTH = 64;

@@ -58,7 +58,20 @@ export const FIXTURES: Record<string, PeerMessage> = {
     type: 'dense',
     payload: { values: Float32Array.of(0, 1, -1, 0.5), skip: false },
   },
-  hello: { ...envelope, type: 'hello', payload: { ringIndex: 2 } },
+  hello: {
+    ...envelope,
+    type: 'hello',
+    payload: { ringIndex: 2, step: 1000, fresh: false, modelHash: 'c8e3596c' },
+  },
+  state: {
+    ...envelope,
+    type: 'state',
+    payload: {
+      step: 1000,
+      modelHash: 'c8e3596c',
+      weights: Float32Array.of(0.5, -0.25),
+    },
+  },
   bye: { ...envelope, type: 'bye', payload: { reason: 'leaving' } },
   heartbeat: { ...envelope, type: 'heartbeat', payload: { sentAtMs: 1234.5 } },
   abort: { ...envelope, type: 'abort', payload: { reason: 'peer gone' } },

@@ -26,7 +26,10 @@ const GOLDEN: Record<string, string> = {
     '990100a56d6e69737403cd03e80205a6706565722d619400c7017401c7017407c2',
   dense:
     '990101a56d6e69737403cd03e80205a6706565722d6192c7117407000000000000803f000080bf0000003fc2',
-  hello: '990102a56d6e69737403cd03e80205a6706565722d619102',
+  hello:
+    '990102a56d6e69737403cd03e80205a6706565722d619402cd03e8c2a86338653335393663',
+  state:
+    '990106a56d6e69737403cd03e80205a6706565722d6193cd03e8a86338653335393663c70974070000003f000080be',
   bye: '990103a56d6e69737403cd03e80205a6706565722d6191a76c656176696e67',
   heartbeat: '990104a56d6e69737403cd03e80205a6706565722d6191cb40934a0000000000',
   abort: '990105a56d6e69737403cd03e80205a6706565722d6191a97065657220676f6e65',
@@ -180,6 +183,19 @@ describe('codec rejects bad input with a typed error', () => {
     ],
     'a non-numeric heartbeat': [1, 4, ...envelope.slice(2), ['soon']],
     'an overlong reason': [1, 3, ...envelope.slice(2), ['x'.repeat(201)]],
+    'a hello without its step': [1, 2, ...envelope.slice(2), [0]],
+    'a NaN weight in a state': [
+      1,
+      6,
+      ...envelope.slice(2),
+      [3, 'abc', Float32Array.of(1, Number.NaN)],
+    ],
+    'an overlong model hash': [
+      1,
+      6,
+      ...envelope.slice(2),
+      [3, 'h'.repeat(65), Float32Array.of(1)],
+    ],
   };
   for (const [name, raw] of Object.entries(cases)) {
     it(`refuses ${name}`, async () => {
