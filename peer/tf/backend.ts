@@ -120,6 +120,10 @@ async function autoBackend(options: BackendOptions): Promise<BackendName> {
 /**
  * Imports the first installed package of {@link NATIVE_PACKAGES}, which
  * registers the `tensorflow` backend with the shared tfjs engine.
+ *
+ * TODO(#4): only the missing-package path is tested; tfjs-node cannot be
+ * installed on these machines (its install downloads libtensorflow), so
+ * loading it for real has not been tried here.
  */
 async function loadNativePackage(): Promise<string> {
   for (const name of NATIVE_PACKAGES) {
