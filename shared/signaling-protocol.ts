@@ -106,7 +106,9 @@ const count = (what: string) =>
     .int()
     .min(0);
 
-/** `report`: a peer's progress, kept by the server for status and checks. */
+/** `report`: a peer's progress, kept by the server for status, checks and
+ * the dashboard's history. Byte counts are cumulative since the peer
+ * started; the server derives bytes per step from their differences. */
 export const PeerReportSchema = z.strictObject({
   step: count('a step'),
   generation: generation.optional(),
@@ -128,6 +130,14 @@ export const PeerReportSchema = z.strictObject({
       communicateMs: nonNegative('a time'),
     })
     .optional(),
+  /** Cumulative bytes a dense ring all-reduce would have sent by `step`:
+   * the baseline the dashboard compares `bytesSent` with. */
+  denseBytes: count('a byte count').optional(),
+  /** Entries this peer sends per step (K) and the model's size (n). */
+  k: count('an entry count').optional(),
+  n: count('a model size').optional(),
+  /** The measured `||acc - TopK(acc)|| / ||acc||` of the last step. */
+  compressionError: nonNegative('a compression error').optional(),
 });
 /** The payload of `report`. */
 export type PeerReport = z.output<typeof PeerReportSchema>;
