@@ -23,6 +23,7 @@ import type {
   WireError,
 } from '../shared/signaling-protocol.ts';
 import { checkAdmission, type AdmissionPolicy } from './admission.ts';
+import type { HistoryStore } from './history.ts';
 import {
   checkEvent,
   eventNameAndAck,
@@ -65,6 +66,8 @@ export interface ServerContext {
   readonly admission: AdmissionPolicy;
   /** The live socket of each joined peer. */
   readonly sockets: Map<string, PeerSocket>;
+  /** Reports over steps, for the dashboard. */
+  readonly history: HistoryStore;
   /** Tells a room's peers its membership and updates metrics. */
   membershipChanged(room: Room, name: string): void;
   /** Reports something operators must see (a model-hash mismatch). */
@@ -262,7 +265,9 @@ function onReport(
   if (room === undefined || peer === undefined) {
     throw topkError('ERR_BAD_MESSAGE', 'report: join a room first', {});
   }
-  const mismatch = recordReport(room, peer, report, Date.now());
+  const nowMs = Date.now();
+  const mismatch = recordReport(room, peer, report, nowMs);
+  ctx.history.record(room.name, peer, report, nowMs);
   ctx.metrics.setPeer(room.name, peer.id, report);
   ctx.metrics.roomStep.set({ room: room.name }, room.step);
   if (mismatch === undefined) return;

@@ -7,6 +7,9 @@
  *   GET /healthz          {ok, uptimeMs, rooms, connections}
  *   GET /api/rooms        {rooms: RoomStatus[]}
  *   GET /api/rooms/:room  RoomStatus, or 404
+ *   GET /api/rooms/:room/history?since=STEP
+ *                         RoomHistory (the dashboard's curves), or 404
+ *   GET /api/history      {rooms: HistorySummary[]}, ended runs included
  *   GET /metrics          Prometheus text format
  *
  * TODO(#5): the status API answers anyone who can reach the server (peer
@@ -17,6 +20,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import debugFactory from 'debug';
 
+import type {
+  HistorySummary,
+  RoomHistory,
+} from '../shared/dashboard-protocol.ts';
 import type { RoomStatus } from '../shared/signaling-protocol.ts';
 import type { SignalingMetrics } from './metrics.ts';
 
@@ -39,6 +46,10 @@ export interface HttpApiSource {
   connections(): number;
   roomStatuses(): RoomStatus[];
   roomStatus(name: string): RoomStatus | undefined;
+  /** A room's history from `sinceStep` on, or undefined if none. */
+  history(name: string, sinceStep: number): RoomHistory | undefined;
+  /** Rooms with history. */
+  historyRooms(): HistorySummary[];
   /** Extra handlers, tried in order after the API's own routes. */
   readonly handlers: readonly HttpHandler[];
 }
@@ -91,6 +102,15 @@ async function route(
     sendJson(response, 200, { rooms: source.roomStatuses() });
     return;
   }
+  if (isRead && path === '/api/history') {
+    sendJson(response, 200, { rooms: source.historyRooms() });
+    return;
+  }
+  const historyOf = /^\/api\/rooms\/([^/]+)\/history$/.exec(path);
+  if (isRead && historyOf !== null) {
+    sendHistory(source, response, url, historyOf[1]!);
+    return;
+  }
   if (isRead && path.startsWith('/api/rooms/')) {
     const name = safeDecode(path.slice('/api/rooms/'.length));
     const status = name === undefined ? undefined : source.roomStatus(name);
@@ -116,6 +136,39 @@ async function route(
       message: isRead
         ? `nothing at ${path}`
         : `method ${request.method ?? '?'} is not allowed on ${path}`,
+    },
+  });
+}
+
+function sendHistory(
+  source: HttpApiSource,
+  response: ServerResponse,
+  url: URL,
+  encodedName: string,
+): void {
+  const path = url.pathname;
+  const name = safeDecode(encodedName);
+  const sinceText = url.searchParams.get('since') ?? '0';
+  const sinceStep = /^\d{1,15}$/.test(sinceText) ? Number(sinceText) : NaN;
+  if (Number.isNaN(sinceStep)) {
+    sendJson(response, 400, {
+      error: {
+        code: 'ERR_BAD_MESSAGE',
+        message: `since: expected a step (an integer >= 0), got ${JSON.stringify(sinceText.slice(0, 32))}`,
+      },
+    });
+    return;
+  }
+  const history =
+    name === undefined ? undefined : source.history(name, sinceStep);
+  if (history !== undefined) {
+    sendJson(response, 200, history);
+    return;
+  }
+  sendJson(response, 404, {
+    error: {
+      code: 'ERR_UNKNOWN_NAME',
+      message: `no history for a room named ${JSON.stringify(name ?? path)}`,
     },
   });
 }

@@ -6,7 +6,8 @@
  * are added (the browser client and dashboard).
  *
  * Layers: rooms.ts (membership), admission.ts (tokens), limits.ts (event
- * checks), connection.ts (one socket), http-api.ts (HTTP), metrics.ts.
+ * checks), connection.ts (one socket), http-api.ts (HTTP), metrics.ts,
+ * history.ts (reports over steps), live.ts and dashboard/ (the dashboard).
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +21,7 @@ import {
   type RoomConfigInput,
 } from '../shared/config.ts';
 import { topkError } from '../shared/errors.ts';
+import type { RoomHistory } from '../shared/dashboard-protocol.ts';
 import type { RoomStatus } from '../shared/signaling-protocol.ts';
 import type { AdmissionPolicy } from './admission.ts';
 import {
@@ -29,8 +31,11 @@ import {
   type ServerContext,
   type SignalingIo,
 } from './connection.ts';
+import { dashboardHandler } from './dashboard/serve.ts';
+import { HistoryStore, type HistoryLimits } from './history.ts';
 import { httpApi, type HttpHandler } from './http-api.ts';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.ts';
+import { startLiveUpdates } from './live.ts';
 import { SignalingMetrics } from './metrics.ts';
 import { roomStatus } from './room-status.ts';
 import { RoomRegistry, type Room } from './rooms.ts';
@@ -57,6 +62,13 @@ export interface SignalingServerOptions {
   readonly limits?: Partial<ServerLimits>;
   /** HTTP handlers tried after the API (static files, dashboard). */
   readonly httpHandlers?: readonly HttpHandler[];
+  /** Serve the dashboard page at `/dashboard` (true by default). The
+   * history API and live namespace exist either way. */
+  readonly dashboard?: boolean;
+  /** Limits of the report history; see {@link HistoryStore}. */
+  readonly history?: Partial<HistoryLimits>;
+  /** Least time between two live pushes of one room (500 ms). */
+  readonly dashboardUpdateIntervalMs?: number;
   /**
    * Called for what an operator must see (model-hash mismatches). By
    * default a Node process warning, which is printed to stderr.
@@ -82,6 +94,8 @@ export interface SignalingServer {
   roomStatuses(): RoomStatus[];
   /** Status of one room, or undefined. */
   roomStatus(name: string): RoomStatus | undefined;
+  /** The reports of every room over steps (what the dashboard draws). */
+  readonly history: HistoryStore;
   /** Closes every connection, timer and the listener; idempotent. */
   close(): Promise<void>;
 }
@@ -116,6 +130,11 @@ export async function startSignalingServer(
     allowPeerConfig: options.allowPeerConfig === true,
   });
   const handlers: HttpHandler[] = [...(options.httpHandlers ?? [])];
+  if (options.dashboard !== false) handlers.push(dashboardHandler());
+  const history = new HistoryStore({
+    maxRooms: limits.maxRooms,
+    ...options.history,
+  });
   const sockets = new Map<string, PeerSocket>();
   const restoreTimers = new Map<string, ReturnType<typeof setTimeout>>();
   let closing = false;
@@ -130,6 +149,9 @@ export async function startSignalingServer(
         const room = registry.room(name);
         return room === undefined ? undefined : roomStatus(room);
       },
+      history: (name, sinceStep) => roomHistory(name, sinceStep),
+      historyRooms: () =>
+        history.rooms((name) => registry.room(name) !== undefined),
       handlers,
     }),
   );
@@ -144,6 +166,36 @@ export async function startSignalingServer(
     connectTimeout: Math.min(limits.joinTimeoutMs, 45_000),
   });
 
+  const live = startLiveUpdates(
+    io,
+    {
+      history,
+      roomStatus: (name) => {
+        const room = registry.room(name);
+        return room === undefined ? undefined : roomStatus(room);
+      },
+      full: () => io.engine.clientsCount > limits.maxConnections,
+    },
+    options.dashboardUpdateIntervalMs,
+  );
+  history.onChange((room, fromStep) => live.changed(room, fromStep));
+
+  /** A room's history; an empty one for a room that has no reports yet. */
+  function roomHistory(
+    name: string,
+    sinceStep: number,
+  ): RoomHistory | undefined {
+    const found = history.history(name, sinceStep);
+    if (found !== undefined || registry.room(name) === undefined) return found;
+    return {
+      room: name,
+      bucketSteps: 1,
+      maxPointsPerPeer: history.limits.maxPointsPerPeer,
+      sinceStep: 0,
+      peers: [],
+    };
+  }
+
   const warn =
     options.onWarning ??
     ((message: string) => {
@@ -155,6 +207,7 @@ export async function startSignalingServer(
     limits,
     admission: options.admission ?? {},
     sockets,
+    history,
     warn(message, context) {
       log('warning: %s', message);
       warn(message, context);
@@ -167,6 +220,7 @@ export async function startSignalingServer(
 
   function announce(room: Room, name: string): void {
     metrics.rooms.set(registry.rooms().length);
+    live.changed(name);
     if (registry.room(name) !== room) {
       metrics.removeRoom(name);
       return;
@@ -243,9 +297,11 @@ export async function startSignalingServer(
       const room = registry.room(name);
       return room === undefined ? undefined : roomStatus(room);
     },
+    history,
     close() {
       closed ??= (async () => {
         closing = true;
+        live.close();
         for (const timer of restoreTimers.values()) clearTimeout(timer);
         restoreTimers.clear();
         await new Promise<void>((resolve) => {
