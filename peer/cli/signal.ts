@@ -120,6 +120,7 @@ async function runSignal(options: SignalOptions): Promise<void> {
   console.log(
     `  status: ${server.url}/api/rooms  metrics: ${server.url}/metrics`,
   );
+  console.log(`  dashboard: ${server.url}/dashboard`);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
