@@ -22,7 +22,9 @@ import {
 } from '../../shared/allreduce/index.ts';
 import { Compressor } from '../../shared/compressor.ts';
 import { learningRateAt, type RoomConfig } from '../../shared/config.ts';
+import { topkError } from '../../shared/errors.ts';
 import type { RingLink } from '../../shared/link.ts';
+import type { SparseVector } from '../../shared/sparse.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { evaluate, type Evaluation } from '../models/evaluate.ts';
 import { modelHash } from '../models/fingerprint.ts';
@@ -114,6 +116,7 @@ export class Trainer {
   readonly #planner = new AutoPlanner();
   #plan: BatchPlan | undefined;
   #step = 0;
+  #undo: UndoRecord | undefined;
 
   constructor(options: TrainerOptions) {
     const { config, dataset } = options;
@@ -223,9 +226,12 @@ export class Trainer {
     if (result.skip) {
       if (!stats.skipped) this.compressor.restore(sent);
       log('%s step %d skipped (non-finite gradient)', this.#peerId, step);
+      this.#undo = { step, sent: undefined, touched: [] };
     } else {
+      const touched = saveTouched(this.#weights, result);
       addScaledInto(this.#weights, result, -1 / placement.peers);
       writeWeights(this.model, this.#weights);
+      this.#undo = { step, sent, touched };
     }
     this.#step = step + 1;
 
@@ -252,6 +258,74 @@ export class Trainer {
     };
   }
 
+  /**
+   * Takes back the last completed step, so this peer agrees with peers
+   * whose copy of that step was aborted: the weights it touched get their
+   * old values back, and what this peer sent goes back into its residual,
+   * exactly the state of a peer whose all-reduce failed. Only the last
+   * step can be taken back; throws `ERR_INTERNAL` otherwise.
+   */
+  rollback(): void {
+    const undo = this.#undo;
+    if (undo === undefined || undo.step !== this.#step - 1) {
+      throw topkError(
+        'ERR_INTERNAL',
+        `rollback: step ${this.#step - 1} cannot be taken back`,
+        { step: this.#step, undoStep: undo?.step },
+      );
+    }
+    restoreTouched(this.#weights, undo.touched);
+    if (undo.touched.length > 0) writeWeights(this.model, this.#weights);
+    if (undo.sent !== undefined) this.compressor.restore(undo.sent);
+    this.#undo = undefined;
+    this.#step = undo.step;
+    log('%s rolled back to step %d', this.#peerId, this.#step);
+  }
+
+  /** The weights and step a newcomer needs, with their hash. */
+  exportState(): { step: number; modelHash: string; weights: Float32Array } {
+    return {
+      step: this.#step,
+      modelHash: this.modelHash(),
+      weights: this.#weights.slice(),
+    };
+  }
+
+  /**
+   * Starts from a ring neighbour's weights at `state.step`, with an empty
+   * residual. Throws `ERR_MISMATCH` (and keeps its own weights) when the
+   * weights do not have the announced hash, or have the wrong length.
+   */
+  importState(state: {
+    step: number;
+    modelHash: string;
+    weights: Float32Array;
+  }): void {
+    if (state.weights.length !== this.n) {
+      throw topkError(
+        'ERR_MISMATCH',
+        `importState: expected ${this.n} weights, got ${state.weights.length}`,
+        { expected: this.n, received: state.weights.length },
+      );
+    }
+    const own = this.#weights.slice();
+    this.#weights.set(state.weights);
+    writeWeights(this.model, this.#weights);
+    const hash = this.modelHash();
+    if (hash !== state.modelHash) {
+      this.#weights.set(own);
+      writeWeights(this.model, this.#weights);
+      throw topkError(
+        'ERR_MISMATCH',
+        `importState: weights hash to ${hash}, announced ${state.modelHash}`,
+        { expected: state.modelHash, received: hash },
+      );
+    }
+    this.#step = state.step;
+    this.#undo = undefined;
+    this.compressor.reset();
+  }
+
   /** Loss and accuracy on the test set (the first `maxSamples`). */
   evaluate(maxSamples?: number): Evaluation {
     return evaluate(this.model, this.dataset, { maxSamples });
@@ -269,6 +343,7 @@ export class Trainer {
     this.#weights.set(state.weights);
     writeWeights(this.model, this.#weights);
     this.#step = state.step;
+    this.#undo = undefined;
     if (state.residual !== undefined) {
       this.compressor.loadResidual(state.residual);
     } else {
@@ -318,5 +393,63 @@ export class Trainer {
       this.#plan = plan;
     }
     return plan;
+  }
+}
+
+/** Old values of some weights: a dense slice, or scattered coordinates. */
+type SavedWeights =
+  | { readonly kind: 'dense'; readonly offset: number; values: Float32Array }
+  | {
+      readonly kind: 'sparse';
+      readonly indices: Uint32Array;
+      readonly values: Float32Array;
+    };
+
+/** What taking back one step needs. */
+interface UndoRecord {
+  readonly step: number;
+  /** What this peer sent (undefined when the step was skipped). */
+  readonly sent: SparseVector | undefined;
+  /** Old values of the weights the update changed. */
+  readonly touched: readonly SavedWeights[];
+}
+
+/** Copies the weights an all-reduce result is about to change. */
+function saveTouched(
+  weights: Float32Array,
+  result: AllReduceResult,
+): SavedWeights[] {
+  return result.parts.map((part): SavedWeights => {
+    if (part.kind === 'dense') {
+      const end = part.offset + part.values.length;
+      return {
+        kind: 'dense',
+        offset: part.offset,
+        values: weights.slice(part.offset, end),
+      };
+    }
+    const indices = new Uint32Array(part.indices.length);
+    const values = new Float32Array(part.indices.length);
+    for (let i = 0; i < indices.length; i++) {
+      indices[i] = part.offset + part.indices[i];
+      values[i] = weights[indices[i]];
+    }
+    return { kind: 'sparse', indices, values };
+  });
+}
+
+/** Writes saved values back into `weights`. */
+function restoreTouched(
+  weights: Float32Array,
+  saved: readonly SavedWeights[],
+): void {
+  for (const part of saved) {
+    if (part.kind === 'dense') {
+      weights.set(part.values, part.offset);
+      continue;
+    }
+    for (let i = 0; i < part.indices.length; i++) {
+      weights[part.indices[i]] = part.values[i];
+    }
   }
 }
