@@ -26,6 +26,13 @@ import { loadCheckpoint, saveCheckpoint } from '../training/checkpoint.ts';
 import { Trainer, type StepRecord } from '../training/trainer.ts';
 import { loadBinding, type WebRtcBindingName } from '../webrtc/bindings.ts';
 import { RingConnector, type GenerationLink } from './connector.ts';
+import {
+  DONE_PHASE,
+  exchangeStandings,
+  planGeneration,
+  transferState,
+  type HandshakeContext,
+} from './sync.ts';
 
 const log = createDebug('topk:session');
 
@@ -137,6 +144,15 @@ class Session {
   #placement = { generation: -1, ringIndex: 0, peers: 1, firstStep: 0 };
   #totals = { bytesSent: 0, bytesReceived: 0, denseBytes: 0 };
   #generations = 0;
+  /** True until this peer holds the ring's weights (a newcomer). */
+  #fresh = true;
+  /** Aborts the step in flight when a ring member departs. */
+  #stepAbort: AbortController | undefined;
+  /** Who is in the ring the link belongs to. */
+  #ringMembers: { generation: number; peerIds: string[] } = {
+    generation: -1,
+    peerIds: [],
+  };
 
   constructor(
     client: SignalingClient,
@@ -168,6 +184,7 @@ class Session {
     if (this.#options.resume !== undefined) {
       const loaded = await loadCheckpoint(this.#options.resume);
       trainer.restoreState({ ...loaded, step: loaded.state.step });
+      this.#fresh = false;
       log('resumed at step %d', trainer.step);
     }
     this.#emit({
@@ -186,22 +203,28 @@ class Session {
       maxMessageBytes: config.limits.maxMessageBytes,
     });
 
-    const first = await this.#waitForRing(config.minPeers);
-    const totalSteps =
-      config.epochs * trainer.stepsPerEpoch(first.position.size);
+    await this.#waitForRing(config.minPeers);
+    // The length of the run is the room's, the same for every peer and
+    // for peers that join later: epochs of a ring of `minPeers`.
+    const totalSteps = config.epochs * trainer.stepsPerEpoch(config.minPeers);
+    const offMembership = this.#client.on('membership', (m) =>
+      this.#abortIfRingBroken(m),
+    );
     let stopped = false;
     while (trainer.step < totalSteps) {
       if (this.#options.signal?.aborted) {
         stopped = true;
         break;
       }
-      await this.#follow(totalSteps);
       try {
+        await this.#follow(totalSteps);
         await this.#step(totalSteps);
       } catch (error) {
         await this.#recover(error);
       }
     }
+    offMembership();
+    if (!stopped) await this.#finishTogether();
 
     const evaluation = trainer.evaluate();
     if (this.#options.checkpointDir !== undefined) await this.#checkpoint();
@@ -254,11 +277,21 @@ class Session {
     const trainer = this.#trainer as Trainer;
     const link = this.#link as GenerationLink;
     const config = trainer.config;
-    const signal = AbortSignal.timeout(config.limits.stepTimeoutMs);
-    const record = await trainer.runStep(
-      { ...this.#placement, link: link.link },
-      signal,
-    );
+    const abort = new AbortController();
+    this.#stepAbort = abort;
+    const signal = AbortSignal.any([
+      abort.signal,
+      AbortSignal.timeout(config.limits.stepTimeoutMs),
+    ]);
+    let record: StepRecord;
+    try {
+      record = await trainer.runStep(
+        { ...this.#placement, link: link.link },
+        signal,
+      );
+    } finally {
+      this.#stepAbort = undefined;
+    }
     this.#totals.bytesSent += record.bytesSent;
     this.#totals.bytesReceived += record.bytesReceived;
     this.#totals.denseBytes += record.denseBytes;
@@ -318,16 +351,34 @@ class Session {
     const current = this.#client.membership;
     await this.#link?.close();
     this.#link = undefined;
-    this.#link = await (this.#connector as RingConnector).connect(
+    this.#ringMembers = {
+      generation: current.generation,
+      peerIds: current.members.map((m) => m.peerId),
+    };
+    const link = await (this.#connector as RingConnector).connect(
       current.generation,
       position,
     );
-    const trainer = this.#trainer as Trainer;
+    this.#link = link;
+    link.webrtc?.on('departed', (side) =>
+      this.#stepAbort?.abort(`the ${side} ring neighbour departed`),
+    );
+    const startStep = await this.#handshake({
+      room: this.#options.room,
+      peerId: this.#client.peerId,
+      generation: current.generation,
+      ringIndex: position.ringIndex,
+      peers: position.size,
+      link: link.link,
+      signal: AbortSignal.timeout(
+        (this.#trainer as Trainer).config.limits.stepTimeoutMs,
+      ),
+    });
     this.#placement = {
       generation: current.generation,
       ringIndex: position.ringIndex,
       peers: position.size,
-      firstStep: trainer.step,
+      firstStep: startStep,
     };
     this.#generations++;
     this.#emit({
@@ -337,6 +388,76 @@ class Session {
       peers: position.size,
       totalSteps,
     });
+  }
+
+  /**
+   * The opening handshake of a generation (sync.ts): agree on the start
+   * step, take back a step the others aborted, fetch the weights when new.
+   */
+  async #handshake(context: HandshakeContext): Promise<number> {
+    const trainer = this.#trainer as Trainer;
+    const standings = await exchangeStandings(context, {
+      step: trainer.step,
+      fresh: this.#fresh,
+      modelHash: this.#fresh ? '' : trainer.modelHash(),
+    });
+    const plan = planGeneration(standings);
+    if (plan.rollback[context.ringIndex]) trainer.rollback();
+    await transferState(context, plan, trainer);
+    this.#fresh = false;
+    log(
+      '%s: generation %d starts at step %d (%d peers)',
+      context.peerId,
+      context.generation,
+      plan.startStep,
+      context.peers,
+    );
+    return plan.startStep;
+  }
+
+  /**
+   * Aborts the step in flight when a member of the current ring is gone
+   * from the latest membership (it crashed or left): waiting for its
+   * messages would only run into the step timeout.
+   */
+  #abortIfRingBroken(membership: Membership): void {
+    if (this.#stepAbort === undefined) return;
+    const present = new Set(
+      membership.members.filter((m) => m.connected).map((m) => m.peerId),
+    );
+    const ring = this.#ringMembers;
+    if (ring.generation !== this.#placement.generation) return;
+    if (ring.peerIds.some((peerId) => !present.has(peerId))) {
+      this.#stepAbort.abort('a ring member left the room');
+    }
+  }
+
+  /**
+   * The end-of-run barrier: a last round of standings, so no peer leaves
+   * (and makes a slower one abort its last step) before every peer has
+   * completed the last step. A failure here only ends the run early.
+   */
+  async #finishTogether(): Promise<void> {
+    const trainer = this.#trainer as Trainer;
+    const link = this.#link;
+    if (link === undefined || this.#placement.peers === 1) return;
+    try {
+      await exchangeStandings(
+        {
+          room: this.#options.room,
+          peerId: this.#client.peerId,
+          generation: this.#placement.generation,
+          ringIndex: this.#placement.ringIndex,
+          peers: this.#placement.peers,
+          link: link.link,
+          signal: AbortSignal.timeout(trainer.config.limits.stepTimeoutMs),
+        },
+        { step: trainer.step, fresh: false, modelHash: trainer.modelHash() },
+        DONE_PHASE,
+      );
+    } catch (error) {
+      log('end-of-run barrier: %s', String(error));
+    }
   }
 
   /**
