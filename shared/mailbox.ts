@@ -38,12 +38,14 @@ export class Mailbox {
   /**
    * Delivers `message`. A message below the floor (an older generation or
    * step) is dropped silently: it belongs to an aborted or finished step.
-   * Throws `ERR_BAD_MESSAGE` for a second message with the same key and
+   * So is any message after {@link fail}: the link is known to be gone,
+   * and what was still on its way must not be used. Throws
+   * `ERR_BAD_MESSAGE` for a second message with the same key and
    * `ERR_MESSAGE_TOO_LARGE` when too many are held; the mailbox is left
    * unchanged in both cases.
    */
   put(message: PeerMessage): void {
-    if (this.#isStale(message)) return;
+    if (this.#failure !== undefined || this.#isStale(message)) return;
     const key = keyString(message);
     const waiter = this.#waiters.get(key);
     if (waiter !== undefined) {
