@@ -16,7 +16,7 @@ import {
   formatPercent,
   formatRatio,
   short,
-} from './format.ts';
+} from '../../shared/format.ts';
 import type { RoomModel } from './model.ts';
 
 /** The hash the most peers reported at the checked step. */

@@ -5,7 +5,7 @@
  */
 import type { PeerStatus } from '../../shared/signaling-protocol.ts';
 import { svg } from './dom.ts';
-import { short } from './format.ts';
+import { short } from '../../shared/format.ts';
 
 // Wider than tall: labels of the peers on the left and right need room.
 const WIDTH = 340;

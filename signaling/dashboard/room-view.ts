@@ -15,7 +15,7 @@ import {
   formatPercent,
   formatRatio,
   short,
-} from './format.ts';
+} from '../../shared/format.ts';
 import type { Column, RoomModel } from './model.ts';
 import { hashBanner, peerTable } from './peers.ts';
 import { KIND_COLOR, ringPicture } from './ring.ts';

@@ -6,7 +6,7 @@
 import type { HistorySummary } from '../../shared/dashboard-protocol.ts';
 import type { RoomStatus } from '../../shared/signaling-protocol.ts';
 import { byId, h, replaceChildren } from './dom.ts';
-import { formatAgo } from './format.ts';
+import { formatAgo } from '../../shared/format.ts';
 
 const POLL_MS = 2000;
 

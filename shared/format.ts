@@ -1,5 +1,5 @@
 /**
- * How the dashboard writes numbers: bytes in binary units, ratios and
+ * How numbers are written for people (dashboard, CLI): bytes in binary units, ratios and
  * times with few digits, ids short.
  */
 
