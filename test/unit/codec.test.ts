@@ -204,41 +204,4 @@ describe('codec rejects bad input with a typed error', () => {
   }
 });
 
-describe('codec fuzz', () => {
-  it('answers random bytes with a message or a typed error', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
-        try {
-          decodeMessage(bytes);
-        } catch (error) {
-          assert.ok(isTopkError(error), `untyped error: ${String(error)}`);
-        }
-      }),
-      { numRuns: 2000 },
-    );
-  });
-
-  it('answers mutated valid messages with a valid message or a typed error', () => {
-    const seeds = Object.values(FIXTURES).map(encodeMessage);
-    fc.assert(
-      fc.property(
-        fc.constantFrom(...seeds),
-        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), {
-          minLength: 1,
-          maxLength: 4,
-        }),
-        (seed, edits) => {
-          const bytes = seed.slice();
-          for (const [at, value] of edits) bytes[at % bytes.length] = value;
-          try {
-            const message = decodeMessage(bytes);
-            assert.deepEqual(decodeMessage(encodeMessage(message)), message);
-          } catch (error) {
-            assert.ok(isTopkError(error), `untyped error: ${String(error)}`);
-          }
-        },
-      ),
-      { numRuns: 3000 },
-    );
-  });
-});
+// Random and mutated bytes: test/fuzz/codec.fuzz.ts.
