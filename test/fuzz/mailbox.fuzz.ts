@@ -142,12 +142,11 @@ class MailboxModel {
 
   advanceFloor(generation: number, step: number): void {
     this.floor = { generation, step };
-    for (const [id, tag] of this.pending) {
-      const [g, s] = id.split('/').map(Number);
-      if (this.isStale({ generation: g, step: s, phase: 0, segment: 0 })) {
+    for (const id of [...this.pending.keys()]) {
+      const [generation, step] = id.split('/').map(Number);
+      if (this.isStale({ generation, step, phase: 0, segment: 0 })) {
         this.pending.delete(id);
       }
-      void tag;
     }
   }
 
