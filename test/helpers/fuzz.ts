@@ -73,7 +73,8 @@ export interface FuzzOptions {
   readonly defaultRuns: number;
   /**
    * Longest time one input may take, in milliseconds: a slower input is a
-   * failure ("no hang"). Generous, since the machine is shared.
+   * failure ("no hang"). Default 2000: generous, since the machine is
+   * shared and a garbage collection may land on any input.
    */
   readonly maxInputMs?: number;
   /**
@@ -100,7 +101,7 @@ export function fuzz<T>(
   options: FuzzOptions,
 ): FuzzStats {
   const runs = casesOf(options);
-  const maxInputMs = options.maxInputMs ?? 1000;
+  const maxInputMs = options.maxInputMs ?? 2000;
   let slowestMs = 0;
   const startMs = performance.now();
   fc.assert(
@@ -130,7 +131,7 @@ export async function fuzzAsync<T>(
   options: FuzzOptions,
 ): Promise<FuzzStats> {
   const runs = casesOf(options);
-  const maxInputMs = options.maxInputMs ?? 1000;
+  const maxInputMs = options.maxInputMs ?? 2000;
   let slowestMs = 0;
   const startMs = performance.now();
   await fc.assert(
