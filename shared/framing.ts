@@ -63,7 +63,7 @@ export interface FramedMessage {
   /** How many chunks the message takes (at least 1). */
   readonly chunkCount: number;
   /** Chunk `sequence` with its header: a new buffer, safe to hand over. */
-  chunkAt(sequence: number): Uint8Array;
+  chunkAt(sequence: number): Uint8Array<ArrayBuffer>;
 }
 
 /** The sending half: numbers messages and cuts them into chunks. */
@@ -125,7 +125,7 @@ export class Framer {
   }
 
   /** A goodbye frame: the sender will send nothing more. */
-  bye(): Uint8Array {
+  bye(): Uint8Array<ArrayBuffer> {
     const frame = new Uint8Array(FRAME_HEADER_BYTES);
     writeHeader(frame, KIND_BYE, 0, 0, 0, { totalBytes: 0, strideBytes: 0 });
     return frame;
