@@ -74,8 +74,9 @@ function encodePayload(message: PeerMessage): unknown[] {
     case 'dense':
       return [message.payload.values, message.payload.skip];
     case 'hello': {
-      const { ringIndex, step, fresh, modelHash } = message.payload;
-      return [ringIndex, step, fresh, modelHash];
+      const { ringIndex, step, fresh, modelHash, previousHash } =
+        message.payload;
+      return [ringIndex, step, fresh, modelHash, previousHash];
     }
     case 'state': {
       const { step, modelHash, weights } = message.payload;
@@ -211,7 +212,7 @@ function validatePayload(
       return { type, payload: { values, skip: checkFlag(body[1]) } };
     }
     case 'hello':
-      expectFields(body, 4, type);
+      expectFields(body, 5, type);
       return {
         type,
         payload: {
@@ -219,6 +220,7 @@ function validatePayload(
           step: checkCounter(body[1], 'payload.step'),
           fresh: checkFlag(body[2], 'payload.fresh'),
           modelHash: checkHash(body[3]),
+          previousHash: checkHash(body[4], 'payload.previousHash'),
         },
       };
     case 'state': {
@@ -380,12 +382,12 @@ function checkFlag(raw: unknown, field = 'payload.skip'): boolean {
   return raw;
 }
 
-function checkHash(raw: unknown): string {
+function checkHash(raw: unknown, field = 'payload.modelHash'): string {
   if (typeof raw !== 'string' || raw.length > MAX_HASH_LENGTH) {
     throw bad(
       `a hash of at most ${MAX_HASH_LENGTH} characters`,
       describeValue(raw),
-      'payload.modelHash',
+      field,
     );
   }
   return raw;

@@ -64,6 +64,11 @@ export interface HelloPayload {
   readonly fresh: boolean;
   /** Hash of that peer's weights (empty when fresh). */
   readonly modelHash: string;
+  /**
+   * Hash of its weights before its last step (empty when it cannot take
+   * that step back): what it would hold after a rollback.
+   */
+  readonly previousHash: string;
 }
 
 /**

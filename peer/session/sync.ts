@@ -99,7 +99,17 @@ export async function exchangeStandings(
   return standings;
 }
 
-/** Step 2: the same plan on every peer, from the same standings. */
+/**
+ * Step 2: the same plan on every peer, from the same standings.
+ *
+ * The start step is the lowest step of the peers that hold weights (a
+ * holder one step ahead completed a step others aborted, and takes it
+ * back). Holders must also agree on the weights at that step: a ring that
+ * split (the server lost some peers for a while) can have run the same
+ * step twice with different members. The weights most holders have win,
+ * ties going to the lowest ring index; every other holder is treated as
+ * fresh and receives them, losing its residual but not the run.
+ */
 export function planGeneration(standings: readonly Standing[]): GenerationPlan {
   const holders = standings.filter((s) => !s.fresh);
   if (holders.length === 0) {
@@ -112,14 +122,52 @@ export function planGeneration(standings: readonly Standing[]): GenerationPlan {
   const newest = Math.max(...holders.map((s) => s.step));
   // The ring never lets a peer finish step t + 1 before every peer
   // finished step t, so a holder is at most one step ahead of another;
-  // one further behind missed steps (a partition) and gets the weights.
+  // one further behind missed steps and gets the weights.
   const current = holders.filter((s) => s.step >= newest - 1);
   const startStep = Math.min(...current.map((s) => s.step));
+  const hashAtStart = (s: Standing): string =>
+    s.step === startStep ? s.modelHash : s.previousHash;
+  const canonical = majorityHash(
+    current.filter((s) => hashAtStart(s) !== ''),
+    hashAtStart,
+  );
+  const keeps = (s: Standing): boolean =>
+    !s.fresh &&
+    s.step >= startStep &&
+    s.step <= startStep + 1 &&
+    hashAtStart(s) === canonical;
   return {
     startStep,
-    fresh: standings.map((s) => s.fresh || s.step < startStep),
-    rollback: standings.map((s) => !s.fresh && s.step === startStep + 1),
+    fresh: standings.map((s) => !keeps(s)),
+    rollback: standings.map((s) => keeps(s) && s.step === startStep + 1),
   };
+}
+
+/** The hash most of `standings` have; ties to the lowest ring index. */
+function majorityHash(
+  standings: readonly Standing[],
+  hashOf: (s: Standing) => string,
+): string {
+  const votes = new Map<string, { count: number; firstIndex: number }>();
+  for (const s of standings) {
+    const hash = hashOf(s);
+    const vote = votes.get(hash) ?? { count: 0, firstIndex: s.ringIndex };
+    vote.count++;
+    vote.firstIndex = Math.min(vote.firstIndex, s.ringIndex);
+    votes.set(hash, vote);
+  }
+  let best = '';
+  let bestVote = { count: 0, firstIndex: Infinity };
+  for (const [hash, vote] of votes) {
+    if (
+      vote.count > bestVote.count ||
+      (vote.count === bestVote.count && vote.firstIndex < bestVote.firstIndex)
+    ) {
+      best = hash;
+      bestVote = vote;
+    }
+  }
+  return best;
 }
 
 /**

@@ -28,6 +28,7 @@ import type { SparseVector } from '../../shared/sparse.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { evaluate, type Evaluation } from '../models/evaluate.ts';
 import { modelHash } from '../models/fingerprint.ts';
+import { bytesOf, fnv1a64 } from '../models/hash.ts';
 import type { LossKind } from '../models/loss.ts';
 import { createModelForDataset } from '../models/registry.ts';
 import { batchTensors } from '../models/tensors.ts';
@@ -280,6 +281,18 @@ export class Trainer {
     this.#undo = undefined;
     this.#step = undo.step;
     log('%s rolled back to step %d', this.#peerId, this.#step);
+  }
+
+  /**
+   * The hash {@link modelHash} would give after {@link rollback}, or ''
+   * when the last step cannot be taken back. Costs a copy of the weights.
+   */
+  previousHash(): string {
+    const undo = this.#undo;
+    if (undo === undefined || undo.step !== this.#step - 1) return '';
+    const before = this.#weights.slice();
+    restoreTouched(before, undo.touched);
+    return fnv1a64(bytesOf(before));
   }
 
   /** The weights and step a newcomer needs, with their hash. */

@@ -61,7 +61,13 @@ export const FIXTURES: Record<string, PeerMessage> = {
   hello: {
     ...envelope,
     type: 'hello',
-    payload: { ringIndex: 2, step: 1000, fresh: false, modelHash: 'c8e3596c' },
+    payload: {
+      ringIndex: 2,
+      step: 1000,
+      fresh: false,
+      modelHash: 'c8e3596c',
+      previousHash: '9a01b2c3',
+    },
   },
   state: {
     ...envelope,

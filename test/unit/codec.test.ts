@@ -27,7 +27,7 @@ const GOLDEN: Record<string, string> = {
   dense:
     '990101a56d6e69737403cd03e80205a6706565722d6192c7117407000000000000803f000080bf0000003fc2',
   hello:
-    '990102a56d6e69737403cd03e80205a6706565722d619402cd03e8c2a86338653335393663',
+    '990102a56d6e69737403cd03e80205a6706565722d619502cd03e8c2a86338653335393663a83961303162326333',
   state:
     '990106a56d6e69737403cd03e80205a6706565722d6193cd03e8a86338653335393663c70974070000003f000080be',
   bye: '990103a56d6e69737403cd03e80205a6706565722d6191a76c656176696e67',
@@ -184,6 +184,12 @@ describe('codec rejects bad input with a typed error', () => {
     'a non-numeric heartbeat': [1, 4, ...envelope.slice(2), ['soon']],
     'an overlong reason': [1, 3, ...envelope.slice(2), ['x'.repeat(201)]],
     'a hello without its step': [1, 2, ...envelope.slice(2), [0]],
+    'a hello without its previous hash': [
+      1,
+      2,
+      ...envelope.slice(2),
+      [0, 1, false, 'abc'],
+    ],
     'a NaN weight in a state': [
       1,
       6,

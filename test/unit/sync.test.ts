@@ -32,8 +32,14 @@ const config = parseRoomConfig({
   algorithm: 'allgather',
 });
 
-function standing(ringIndex: number, step: number, fresh = false): Standing {
-  return { ringIndex, step, fresh, modelHash: fresh ? '' : `h${step}` };
+function standing(
+  ringIndex: number,
+  step: number,
+  fresh = false,
+  modelHash = fresh ? '' : `h${step}`,
+): Standing {
+  const previousHash = fresh ? '' : `h${step - 1}`;
+  return { ringIndex, step, fresh, modelHash, previousHash };
 }
 
 function trainer(id: string): Trainer {
@@ -61,6 +67,7 @@ async function handshake(
         step: t.step,
         fresh: fresh[ringIndex],
         modelHash: fresh[ringIndex] ? '' : t.modelHash(),
+        previousHash: fresh[ringIndex] ? '' : t.previousHash(),
       });
       const plan = planGeneration(standings);
       if (plan.rollback[ringIndex]) t.rollback();
@@ -115,6 +122,35 @@ describe('planGeneration', () => {
     assert.deepEqual(plan.fresh, [false, false, false]);
   });
 
+  it('keeps the weights most peers hold when a split ring ran a step twice', () => {
+    // Peer 2 ran step 620 alone while 0 and 1 ran it together: all three
+    // are at 621, with two different sets of weights.
+    const plan = planGeneration([
+      standing(0, 621, false, 'together'),
+      standing(1, 621, false, 'together'),
+      standing(2, 621, false, 'alone'),
+    ]);
+    assert.equal(plan.startStep, 621);
+    assert.deepEqual(plan.fresh, [false, false, true]);
+    assert.deepEqual(plan.rollback, [false, false, false]);
+  });
+
+  it('compares a peer one step ahead by its hash before that step', () => {
+    const ahead = { ...standing(1, 8), previousHash: 'other' };
+    const plan = planGeneration([standing(0, 7), ahead, standing(2, 7)]);
+    assert.equal(plan.startStep, 7);
+    assert.deepEqual(plan.fresh, [false, true, false]);
+    assert.deepEqual(plan.rollback, [false, false, false]);
+  });
+
+  it('breaks a tie between weights by the lowest ring index', () => {
+    const plan = planGeneration([
+      standing(0, 5, false, 'a'),
+      standing(1, 5, false, 'b'),
+    ]);
+    assert.deepEqual(plan.fresh, [false, true]);
+  });
+
   it('hands weights to newcomers and to peers that fell behind', () => {
     const plan = planGeneration([
       standing(0, 40),
@@ -143,7 +179,12 @@ describe('the generation handshake', () => {
               peers,
               link: simulator.links[ringIndex],
             },
-            { step: 10 + ringIndex, fresh: false, modelHash: `h${ringIndex}` },
+            {
+              step: 10 + ringIndex,
+              fresh: false,
+              modelHash: `h${ringIndex}`,
+              previousHash: '',
+            },
           ),
         ),
       );
