@@ -48,7 +48,11 @@ export function reportFailure(error: unknown): void {
  * An AbortSignal that fires on the first SIGINT or SIGTERM, so a command
  * stops between steps and leaves gracefully; a second signal exits at once.
  */
-export function stopSignal(): { signal: AbortSignal; dispose(): void } {
+export function stopSignal(): {
+  signal: AbortSignal;
+  abort(reason: string): void;
+  dispose(): void;
+} {
   const controller = new AbortController();
   const onSignal = (name: NodeJS.Signals): void => {
     if (controller.signal.aborted) process.exit(130);
@@ -58,6 +62,9 @@ export function stopSignal(): { signal: AbortSignal; dispose(): void } {
   process.on('SIGTERM', onSignal);
   return {
     signal: controller.signal,
+    abort(reason) {
+      controller.abort(reason);
+    },
     dispose() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

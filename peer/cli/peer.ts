@@ -78,6 +78,7 @@ export function registerPeerCommand(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .action(async (options: PeerOptions) => {
       const stop = stopSignal();
+      if (options.ipc === true) stopWithParent(stop);
       try {
         const summary = await runPeer(options, stop.signal);
         if (options.ipc === true) send({ type: 'summary', summary });
@@ -173,4 +174,19 @@ function printSummary(summary: SessionSummary): void {
       `, sent ${summary.bytesSent} B against ${summary.denseBytes} B dense, ` +
       `model ${summary.modelHash}`,
   );
+}
+
+/** How long a peer whose parent died may take to leave gracefully. */
+const ORPHAN_EXIT_MS = 10_000;
+
+/**
+ * A peer started by `run` or `chaos` ends when its parent does: it stops
+ * between steps and leaves, and exits at the latest after
+ * {@link ORPHAN_EXIT_MS}, so no orphan keeps training.
+ */
+function stopWithParent(stop: { abort(reason: string): void }): void {
+  process.once('disconnect', () => {
+    stop.abort('the parent process is gone');
+    setTimeout(() => process.exit(1), ORPHAN_EXIT_MS).unref();
+  });
 }

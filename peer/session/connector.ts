@@ -74,6 +74,7 @@ export class RingConnector {
   async connect(
     generation: number,
     position: RingPosition,
+    signal?: AbortSignal,
   ): Promise<GenerationLink> {
     this.#generation = generation;
     this.#held = this.#held.filter((s) => s.generation >= generation);
@@ -92,20 +93,9 @@ export class RingConnector {
       pair ? position.ringIndex === 0 : true,
     );
     const fromPrev = pair ? toNext : this.#open(position.prev, false);
-    try {
-      await withTimeout(
-        Promise.all([toNext.waitOpen(), fromPrev.waitOpen()]),
-        this.#options.connectTimeoutMs,
-        `${label}: neighbours of generation ${generation} did not connect`,
-      );
-    } catch (error) {
-      toNext.destroy();
-      fromPrev.destroy();
-      this.#channels.clear();
-      throw error;
-    }
-    log('%s: generation %d connected', label, generation);
-
+    // The link listens from the start: a neighbour whose side opened first
+    // may send (its handshake hello) before this side's other channel is
+    // open, and a message with nobody listening would be lost.
     const limits = { maxMessageBytes: this.#options.maxMessageBytes };
     const next = new FramedChannel(toNext, limits);
     const prev = pair ? next : new FramedChannel(fromPrev, limits);
@@ -118,6 +108,21 @@ export class RingConnector {
         maxLength: 2 ** 28,
       },
     });
+    try {
+      await withTimeout(
+        Promise.all([toNext.waitOpen(), fromPrev.waitOpen()]),
+        this.#options.connectTimeoutMs,
+        `${label}: neighbours of generation ${generation} did not connect`,
+        signal,
+      );
+    } catch (error) {
+      toNext.destroy();
+      fromPrev.destroy();
+      this.#channels.clear();
+      throw error;
+    }
+    log('%s: generation %d connected', label, generation);
+
     return {
       generation,
       link: webrtc,
@@ -177,18 +182,29 @@ async function withTimeout<T>(
   work: Promise<T>,
   timeoutMs: number,
   message: string,
+  signal?: AbortSignal,
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(topkError('ERR_PEER_GONE', message, { timeoutMs })),
       timeoutMs,
     );
+    onAbort = () =>
+      reject(
+        topkError('ERR_RING_ABORTED', `${message}: aborted`, {
+          reason: String(signal?.reason ?? 'aborted'),
+        }),
+      );
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
   });
   try {
     return await Promise.race([work, timeout]);
   } finally {
     clearTimeout(timer);
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
   }
 }
 

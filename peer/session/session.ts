@@ -146,13 +146,16 @@ class Session {
   #generations = 0;
   /** True until this peer holds the ring's weights (a newcomer). */
   #fresh = true;
+  /**
+   * A new run whose ring is still smaller than the room's `minPeers`:
+   * the readiness barrier, so fast peers do not train alone while slow
+   * ones connect.
+   */
+  #waiting = false;
+  /** The last generation this peer tried to join. */
+  #attempted = -1;
   /** Aborts the step in flight when a ring member departs. */
   #stepAbort: AbortController | undefined;
-  /** Who is in the ring the link belongs to. */
-  #ringMembers: { generation: number; peerIds: string[] } = {
-    generation: -1,
-    peerIds: [],
-  };
 
   constructor(
     client: SignalingClient,
@@ -203,12 +206,11 @@ class Session {
       maxMessageBytes: config.limits.maxMessageBytes,
     });
 
-    await this.#waitForRing(config.minPeers);
     // The length of the run is the room's, the same for every peer and
     // for peers that join later: epochs of a ring of `minPeers`.
     const totalSteps = config.epochs * trainer.stepsPerEpoch(config.minPeers);
     const offMembership = this.#client.on('membership', (m) =>
-      this.#abortIfRingBroken(m),
+      this.#abortIfSuperseded(m),
     );
     let stopped = false;
     while (trainer.step < totalSteps) {
@@ -218,7 +220,15 @@ class Session {
       }
       try {
         await this.#follow(totalSteps);
+        if (this.#waiting) {
+          await this.#waitForNewGeneration();
+          continue;
+        }
         await this.#step(totalSteps);
+        // Alone in the ring a step never waits for the network, so the
+        // loop would starve the event loop: socket.io's pings would go
+        // unanswered and the server would drop this peer.
+        await yieldToEventLoop();
       } catch (error) {
         await this.#recover(error);
       }
@@ -347,33 +357,45 @@ class Session {
   async #follow(totalSteps: number): Promise<void> {
     const membership = this.#client.membership;
     if (this.#link?.generation === membership.generation) return;
+    this.#waiting = false;
     const { position } = await this.#waitForRing(1);
     const current = this.#client.membership;
     await this.#link?.close();
     this.#link = undefined;
-    this.#ringMembers = {
-      generation: current.generation,
-      peerIds: current.members.map((m) => m.peerId),
-    };
-    const link = await (this.#connector as RingConnector).connect(
-      current.generation,
-      position,
-    );
+    this.#attempted = current.generation;
+    // A newer generation, or a neighbour that departs, aborts the connect
+    // and the handshake, as it aborts a step.
+    const abort = new AbortController();
+    this.#stepAbort = abort;
+    const timeoutMs = (this.#trainer as Trainer).config.limits.stepTimeoutMs;
+    let link: GenerationLink | undefined;
+    let startStep: number;
+    try {
+      link = await (this.#connector as RingConnector).connect(
+        current.generation,
+        position,
+        abort.signal,
+      );
+      link.webrtc?.on('departed', (side) =>
+        this.#stepAbort?.abort(`the ${side} ring neighbour departed`),
+      );
+      startStep = await this.#handshake({
+        room: this.#options.room,
+        peerId: this.#client.peerId,
+        generation: current.generation,
+        ringIndex: position.ringIndex,
+        peers: position.size,
+        link: link.link,
+        signal: AbortSignal.any([abort.signal, AbortSignal.timeout(timeoutMs)]),
+      });
+    } catch (error) {
+      // Without a handshake the generation is not joined: the link goes.
+      await link?.close().catch(() => {});
+      throw error;
+    } finally {
+      this.#stepAbort = undefined;
+    }
     this.#link = link;
-    link.webrtc?.on('departed', (side) =>
-      this.#stepAbort?.abort(`the ${side} ring neighbour departed`),
-    );
-    const startStep = await this.#handshake({
-      room: this.#options.room,
-      peerId: this.#client.peerId,
-      generation: current.generation,
-      ringIndex: position.ringIndex,
-      peers: position.size,
-      link: link.link,
-      signal: AbortSignal.timeout(
-        (this.#trainer as Trainer).config.limits.stepTimeoutMs,
-      ),
-    });
     this.#placement = {
       generation: current.generation,
       ringIndex: position.ringIndex,
@@ -400,8 +422,15 @@ class Session {
       step: trainer.step,
       fresh: this.#fresh,
       modelHash: this.#fresh ? '' : trainer.modelHash(),
+      previousHash: this.#fresh ? '' : trainer.previousHash(),
     });
     const plan = planGeneration(standings);
+    const minPeers = trainer.config.minPeers;
+    this.#waiting = standings.every((s) => s.fresh) && context.peers < minPeers;
+    if (this.#waiting) {
+      log('%d of %d peers; waiting', context.peers, minPeers);
+      return plan.startStep;
+    }
     if (plan.rollback[context.ringIndex]) trainer.rollback();
     await transferState(context, plan, trainer);
     this.#fresh = false;
@@ -416,19 +445,14 @@ class Session {
   }
 
   /**
-   * Aborts the step in flight when a member of the current ring is gone
-   * from the latest membership (it crashed or left): waiting for its
-   * messages would only run into the step timeout.
+   * Aborts the connect, handshake or step in flight when a newer
+   * generation appears: its members, some of which already moved on, will
+   * not take part in the old one. A step that some peers completed before
+   * the abort is taken back by them in the next handshake.
    */
-  #abortIfRingBroken(membership: Membership): void {
-    if (this.#stepAbort === undefined) return;
-    const present = new Set(
-      membership.members.filter((m) => m.connected).map((m) => m.peerId),
-    );
-    const ring = this.#ringMembers;
-    if (ring.generation !== this.#placement.generation) return;
-    if (ring.peerIds.some((peerId) => !present.has(peerId))) {
-      this.#stepAbort.abort('a ring member left the room');
+  #abortIfSuperseded(membership: Membership): void {
+    if (membership.generation > this.#attempted) {
+      this.#stepAbort?.abort(`generation ${membership.generation} began`);
     }
   }
 
@@ -452,7 +476,12 @@ class Session {
           link: link.link,
           signal: AbortSignal.timeout(trainer.config.limits.stepTimeoutMs),
         },
-        { step: trainer.step, fresh: false, modelHash: trainer.modelHash() },
+        {
+          step: trainer.step,
+          fresh: false,
+          modelHash: trainer.modelHash(),
+          previousHash: '',
+        },
         DONE_PHASE,
       );
     } catch (error) {
@@ -467,14 +496,26 @@ class Session {
    */
   async #recover(error: unknown): Promise<void> {
     if (!isTopkError(error)) throw error;
-    const failed = this.#placement.generation;
+    const failed = Math.max(this.#placement.generation, this.#attempted);
     log('step failed in generation %d: %s', failed, error.message);
+    // The links of a failed generation are not used again.
+    await this.#link?.close().catch(() => {});
+    this.#link = undefined;
     const config = (this.#trainer as Trainer).config;
+    // TODO(#6): two peers that both reach the server but not each other
+    // get no new generation; renegotiating within a generation needs
+    // attempt numbers on relayed signals.
     await this.#waitForMembership(
       (m) => m.generation > failed,
       config.limits.peerTimeoutMs * 4,
       error,
     );
+  }
+
+  /** Waits for the next membership of the room. */
+  #waitForNewGeneration(): Promise<void> {
+    const seen = this.#client.membership.generation;
+    return this.#waitForMembership((m) => m.generation > seen);
   }
 
   /** Waits until this peer is in a ring of at least `minPeers`. */
@@ -556,4 +597,8 @@ class Session {
       log('a session event listener threw: %s', String(error));
     }
   }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
