@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 
 import { registerBenchCommand } from './bench.ts';
+import { registerChaosCommand } from './chaos.ts';
 import { registerPeerCommand } from './peer.ts';
 import { registerRunCommand } from './run.ts';
 import { registerSignalCommand } from './signal.ts';
@@ -18,6 +19,7 @@ const program = new Command('topk-ring')
 
 registerRunCommand(program);
 registerPeerCommand(program);
+registerChaosCommand(program);
 registerBenchCommand(program);
 registerSignalCommand(program);
 
