@@ -1,0 +1,427 @@
+/**
+ * A peer's life in a room's ring, from the first generation to the last
+ * step, for Node peers and browser tabs alike (no Node imports): connect
+ * to the ring neighbours of each generation over WebRTC, agree on the
+ * start step and weights (the handshake, sync.ts), run Algorithm 1 step
+ * after step, report progress and weights hashes to the server, evaluate
+ * at every epoch end, and finish together with the others.
+ *
+ * Membership changes take effect between steps: after each step the
+ * session looks at the latest generation, and when it changed the links
+ * of the old one are closed and those of the new one opened. A step in
+ * flight is aborted when a ring member departs.
+ *
+ * What differs by platform comes in through {@link RingSessionOptions}:
+ * the WebRTC binding, checkpoints (Node), and the data of a generation
+ * (a tab downloads its shard).
+ *
+ * TODO(#5): session/session.ts still carries its own copy of this loop
+ * (it was being changed for #6 while this one was written; this one
+ * follows it as of the generation handshake, superseded-generation aborts
+ * and the end-of-run barrier); it should become a Node wrapper around
+ * RingSession, so both kinds of peers speak exactly the same protocol.
+ */
+import createDebug from 'debug';
+
+import { isTopkError, topkError } from '../../shared/errors.ts';
+import type { SignalingClient } from '../../shared/signaling-client.ts';
+import type {
+  Membership,
+  RingPosition,
+} from '../../shared/signaling-protocol.ts';
+import type { Trainer } from '../training/trainer.ts';
+import type { WebRtcBinding } from '../webrtc/bindings.ts';
+import { RingConnector, type GenerationLink } from './connector.ts';
+import {
+  waitForMembership,
+  waitForNewGeneration,
+  waitForRing,
+} from './membership.ts';
+import { reportStep, type Totals } from './reports.ts';
+import { finishTogether, openGeneration } from './generation-start.ts';
+import type {
+  Placement,
+  RingSessionEvent,
+  RingSessionOptions,
+  RingSessionResult,
+} from './ring-session-types.ts';
+
+const log = createDebug('topk:session:ring');
+
+/**
+ * The ring connector of a peer that has just joined: it starts listening
+ * for its neighbours' negotiation at once (the relay keeps nothing for a
+ * peer that is not listening), with the room's ICE servers and limits.
+ */
+export function ringConnector(
+  client: SignalingClient,
+  binding: WebRtcBinding,
+): RingConnector {
+  const config = client.config;
+  return new RingConnector({
+    client,
+    binding,
+    iceServers: config.iceServers as RTCIceServer[],
+    connectTimeoutMs: Math.max(10_000, config.limits.peerTimeoutMs * 4),
+    maxMessageBytes: config.limits.maxMessageBytes,
+  });
+}
+
+/** One peer's training in a room's ring; see the module comment. */
+export class RingSession {
+  readonly #options: RingSessionOptions;
+  readonly #client: SignalingClient;
+  readonly #trainer: Trainer;
+  readonly #connector: RingConnector;
+  readonly #stop = new AbortController();
+  #link: GenerationLink | undefined;
+  #placement: Placement & { firstStep: number } = {
+    generation: -1,
+    ringIndex: 0,
+    peers: 1,
+    firstStep: 0,
+  };
+  #totals: Totals = { bytesSent: 0, bytesReceived: 0, denseBytes: 0 };
+  #generations = 0;
+  /** True until this peer holds the ring's weights (a newcomer). */
+  #fresh: boolean;
+  /** A new run whose ring is still smaller than the room's `minPeers`. */
+  #waiting = false;
+  /** Aborts the step in flight when a ring member departs. */
+  #stepAbort: AbortController | undefined;
+  /** The last generation this peer tried to join. */
+  #attempted = -1;
+  /** The data of this generation, being readied: its failure, if any. */
+  #prepared: Promise<unknown> | undefined;
+  #closed = false;
+
+  constructor(options: RingSessionOptions) {
+    this.#options = options;
+    this.#client = options.client;
+    this.#trainer = options.trainer;
+    this.#fresh = options.fresh;
+    this.#connector = options.connector;
+    options.signal?.addEventListener('abort', () => this.#stop.abort(), {
+      once: true,
+    });
+  }
+
+  /** Trains to the end of the run (or a stop); does not leave the room. */
+  async run(): Promise<RingSessionResult> {
+    const trainer = this.#trainer;
+    const config = trainer.config;
+    // The length of the run is the room's, the same for every peer and
+    // for peers that join later: epochs of a ring of `minPeers`.
+    const totalSteps = config.epochs * trainer.stepsPerEpoch(config.minPeers);
+    const offMembership = this.#client.on('membership', (m) =>
+      this.#abortIfSuperseded(m),
+    );
+    let stopped = false;
+    let dataFailure: unknown;
+    try {
+      while (trainer.step < totalSteps) {
+        if (this.#stop.signal.aborted) {
+          stopped = true;
+          break;
+        }
+        try {
+          await this.#follow(totalSteps);
+          if (this.#waiting) {
+            this.#emit({ type: 'waiting', minPeers: config.minPeers });
+            await waitForNewGeneration(this.#client, this.#stop.signal);
+            continue;
+          }
+          // Data that cannot be had is no ring failure: no new ring helps.
+          dataFailure = await this.#prepared;
+          if (dataFailure !== undefined) break;
+          await this.#step(totalSteps);
+          // Alone in the ring a step never waits for the network, so the
+          // loop would starve the event loop: the page would not redraw,
+          // and socket.io's pings would go unanswered.
+          await yieldToEventLoop();
+        } catch (error) {
+          if (this.#stop.signal.aborted) {
+            stopped = true;
+            break;
+          }
+          await this.#recover(error);
+        }
+      }
+    } finally {
+      offMembership();
+    }
+    if (dataFailure !== undefined) throw dataFailure;
+    const last = this.#link;
+    if (!stopped && last !== undefined && this.#placement.peers > 1) {
+      await finishTogether(
+        {
+          room: this.#options.room,
+          peerId: this.#client.peerId,
+          ...this.#placement,
+          link: last.link,
+        },
+        trainer,
+      );
+    }
+
+    const evaluation = trainer.evaluate();
+    if (this.#options.checkpoint !== undefined) {
+      await this.#options.checkpoint(this.#placement);
+    }
+    const modelHash = trainer.modelHash();
+    this.#client.report({
+      step: trainer.step,
+      generation: this.#placement.generation,
+      loss: evaluation.loss,
+      accuracy: evaluation.accuracy ?? null,
+      ...this.#totals,
+      modelHash,
+      backend: this.#options.backend,
+    });
+    return {
+      steps: trainer.step,
+      testLoss: evaluation.loss,
+      testAccuracy: evaluation.accuracy,
+      testSamples: evaluation.samples,
+      modelHash,
+      ...this.#totals,
+      generations: this.#generations,
+      stopped,
+    };
+  }
+
+  /**
+   * Leaves the ring and the room. The goodbyes on the data channels and
+   * the `leave` to the server go out before the first await, so a page
+   * that is being torn down (see {@link leaveNow}) still sends them.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop.abort('leaving');
+    const closing = this.#link?.close();
+    const leaving = this.#client.leave('training finished');
+    try {
+      await closing;
+    } catch (error) {
+      log('closing the ring link: %s', String(error));
+    }
+    this.#connector.dispose();
+    try {
+      await leaving;
+    } catch (error) {
+      log('leaving the room: %s', String(error));
+    }
+    this.#client.close();
+  }
+
+  /** Leaves at once (a closing page): nothing is awaited. */
+  leaveNow(): void {
+    void this.close();
+  }
+
+  /**
+   * Stops after the step in flight (or at once while waiting for a ring);
+   * {@link run} then returns with `stopped`.
+   */
+  stop(): void {
+    this.#stop.abort('stopped');
+  }
+
+  /** Runs one step in the current generation and reports it. */
+  async #step(totalSteps: number): Promise<void> {
+    const trainer = this.#trainer;
+    const config = trainer.config;
+    const abort = new AbortController();
+    this.#stepAbort = abort;
+    // A stop lets the step in flight finish; the others would fail it.
+    const signal = AbortSignal.any([
+      abort.signal,
+      AbortSignal.timeout(config.limits.stepTimeoutMs),
+    ]);
+    let record;
+    try {
+      record = await trainer.runStep(
+        { ...this.#placement, link: (this.#link as GenerationLink).link },
+        signal,
+      );
+    } finally {
+      this.#stepAbort = undefined;
+    }
+    this.#totals = {
+      bytesSent: this.#totals.bytesSent + record.bytesSent,
+      bytesReceived: this.#totals.bytesReceived + record.bytesReceived,
+      denseBytes: this.#totals.denseBytes + record.denseBytes,
+    };
+    this.#emit({ type: 'step', record, totals: this.#totals, totalSteps });
+
+    const done = trainer.step;
+    const perEpoch = trainer.stepsPerEpoch(this.#placement.peers);
+    let evaluation: { loss: number; accuracy?: number } | undefined;
+    if (done % perEpoch === 0 && done !== totalSteps) {
+      evaluation = trainer.evaluate();
+      this.#emit({
+        type: 'evaluation',
+        step: done,
+        epoch: done / perEpoch,
+        ...evaluation,
+      });
+    }
+    const every = config.checkpointEvery;
+    if (this.#options.checkpoint !== undefined && every > 0) {
+      if (done % every === 0) await this.#options.checkpoint(this.#placement);
+    }
+    reportStep(this.#client, trainer, {
+      record,
+      totals: this.#totals,
+      generation: this.#placement.generation,
+      epoch: Math.floor(done / perEpoch),
+      accuracy: evaluation?.accuracy,
+      backend: this.#options.backend,
+    });
+  }
+
+  /**
+   * Makes sure the link belongs to the latest generation this peer is a
+   * member of, reconnecting when the membership changed.
+   */
+  async #follow(totalSteps: number): Promise<void> {
+    if (this.#link?.generation === this.#client.membership.generation) return;
+    this.#waiting = false;
+    const position = await waitForRing(this.#client, 1, this.#stop.signal);
+    const generation = this.#client.membership.generation;
+    await this.#link?.close();
+    this.#link = undefined;
+    this.#attempted = generation;
+    const placement: Placement = {
+      generation,
+      ringIndex: position.ringIndex,
+      peers: position.size,
+    };
+    this.#prepared = undefined;
+    const minPeers = this.#trainer.config.minPeers;
+    if (position.size >= minPeers || !this.#fresh) this.#prepare(placement);
+
+    // A newer generation, or a neighbour that departs, aborts the connect
+    // and the handshake, as it aborts a step.
+    const abort = new AbortController();
+    this.#stepAbort = abort;
+    const signal = AbortSignal.any([abort.signal, this.#stop.signal]);
+    const timeoutMs = this.#trainer.config.limits.stepTimeoutMs;
+    let link: GenerationLink | undefined;
+    let startStep: number;
+    try {
+      this.#emitNeighbours(generation, position, 'connecting');
+      link = await this.#connector.connect(generation, position, signal);
+      this.#emitNeighbours(generation, position, 'open');
+      link.webrtc?.on('departed', (side) => {
+        this.#stepAbort?.abort(`the ${side} ring neighbour departed`);
+        const peerId = side === 'next' ? position.next : position.prev;
+        this.#emit({ type: 'departed', generation, side, peerId });
+      });
+      const opened = await openGeneration(
+        {
+          room: this.#options.room,
+          peerId: this.#client.peerId,
+          ...placement,
+          link: link.link,
+          signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+        },
+        this.#trainer,
+        this.#fresh,
+      );
+      startStep = opened.startStep;
+      this.#waiting = opened.waiting;
+      if (!opened.waiting) this.#fresh = false;
+    } catch (error) {
+      // Without a handshake the generation is not joined: the link goes.
+      await link?.close().catch(() => {});
+      throw error;
+    } finally {
+      this.#stepAbort = undefined;
+    }
+    this.#link = link;
+    if (!this.#waiting && this.#prepared === undefined) {
+      this.#prepare(placement);
+    }
+    this.#placement = { ...placement, firstStep: startStep };
+    this.#generations++;
+    this.#emit({ type: 'generation', ...placement, totalSteps });
+  }
+
+  // TODO(#5): a shard that downloads slower than the others' step timeout
+  // (a big data set on a slow link) fails the first step of the
+  // generation for everyone; a tab should say when its data is ready.
+  #prepare(placement: Placement): void {
+    const prepare = this.#options.prepareGeneration;
+    if (prepare === undefined) return;
+    this.#prepared = prepare(placement).then(
+      () => undefined,
+      (error: unknown) =>
+        error ??
+        topkError('ERR_INTERNAL', 'readying the data failed', {
+          ...placement,
+        }),
+    );
+  }
+
+  /**
+   * Aborts the connect, handshake or step in flight when a newer
+   * generation appears: its members, some of which already moved on, will
+   * not take part in the old one. A step that some peers completed before
+   * the abort is taken back by them in the next handshake.
+   */
+  #abortIfSuperseded(membership: Membership): void {
+    if (membership.generation > this.#attempted) {
+      this.#stepAbort?.abort(`generation ${membership.generation} began`);
+    }
+  }
+
+  /**
+   * A step failed: its selection is already back in the residual. Waits
+   * for the membership to change (the ring re-forms without the peer
+   * that failed) and goes on in the new generation; gives up with
+   * `ERR_RING_TIMEOUT` after four peer timeouts.
+   */
+  async #recover(error: unknown): Promise<void> {
+    if (!isTopkError(error)) throw error;
+    const failed = Math.max(this.#placement.generation, this.#attempted);
+    log('step failed in generation %d: %s', failed, error.message);
+    this.#emit({ type: 'step-failed', generation: failed, error });
+    // The links of a failed generation are not used again.
+    await this.#link?.close().catch(() => {});
+    this.#link = undefined;
+    await waitForMembership(this.#client, (m) => m.generation > failed, {
+      timeoutMs: this.#trainer.config.limits.peerTimeoutMs * 4,
+      cause: error,
+      signal: this.#stop.signal,
+    });
+  }
+
+  #emitNeighbours(
+    generation: number,
+    position: RingPosition,
+    state: 'connecting' | 'open',
+  ): void {
+    this.#emit({
+      type: 'neighbours',
+      generation,
+      prev: position.prev,
+      next: position.next,
+      alone: position.size === 1,
+      state,
+    });
+  }
+
+  #emit(event: RingSessionEvent): void {
+    try {
+      this.#options.onEvent?.(event);
+    } catch (error) {
+      log('a session event listener threw: %s', String(error));
+    }
+  }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
