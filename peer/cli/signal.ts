@@ -4,6 +4,7 @@
  *   topk-ring signal --port 8080                  any room, default config
  *   topk-ring signal --room main --room-config job.json --token s3cret
  *   topk-ring signal --host 0.0.0.0 --port 8080   reachable from the LAN
+ *   topk-ring signal --room main --max-train 6000 tabs join at /?room=main
  *
  * Port 0 picks a free port; the URL is printed either way.
  */
@@ -14,10 +15,12 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { parseRoomConfig, type RoomConfigInput } from '../../shared/config.ts';
 import { isTopkError, topkError } from '../../shared/errors.ts';
 import { RoomNameSchema } from '../../shared/signaling-protocol.ts';
+import { browserPeerHandlers } from '../browser/serve.ts';
 import {
   startSignalingServer,
   type SignalingServerOptions,
 } from '../../signaling/server.ts';
+import { integerOption } from './options.ts';
 
 interface SignalOptions {
   port: number;
@@ -27,6 +30,8 @@ interface SignalOptions {
   token?: string;
   tokenSecret?: string;
   allowPeerConfig?: boolean;
+  maxTrain?: number;
+  maxTest?: number;
 }
 
 /** Adds `signal` to `program`. */
@@ -58,6 +63,17 @@ export function registerSignalCommand(program: Command): void {
     .option(
       '--allow-peer-config',
       "let the first peer of a room set the room's config",
+    )
+    .option(
+      '--max-train <n>',
+      'deal browser tabs shards of the first n training samples (give ' +
+        "the Node peers' --max-train)",
+      integerOption(1),
+    )
+    .option(
+      '--max-test <n>',
+      'serve browser tabs only the first n test samples',
+      integerOption(1),
     )
     .action(async (options: SignalOptions) => {
       try {
@@ -111,6 +127,14 @@ async function runSignal(options: SignalOptions): Promise<void> {
   };
 
   const server = await startSignalingServer(serverOptions);
+  // Browser tabs: the join page at `/`, and each room's data set.
+  for (const handler of browserPeerHandlers({
+    roomConfig: (name) => server.roomStatus(name)?.config,
+    maxTrain: options.maxTrain,
+    maxTest: options.maxTest,
+  })) {
+    server.addHttpHandler(handler);
+  }
   console.log(`signaling server listening on ${server.url}`);
   console.log(
     options.room === undefined
@@ -121,6 +145,7 @@ async function runSignal(options: SignalOptions): Promise<void> {
     `  status: ${server.url}/api/rooms  metrics: ${server.url}/metrics`,
   );
   console.log(`  dashboard: ${server.url}/dashboard`);
+  console.log(`  join from a browser: ${server.url}/?room=ROOM`);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
