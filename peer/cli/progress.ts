@@ -5,22 +5,10 @@
  */
 import cliProgress from 'cli-progress';
 
-/** What the display shows of one peer. */
-export interface PeerProgress {
-  readonly step: number;
-  readonly totalSteps: number;
-  readonly loss: number;
-  readonly bytesSent: number;
-  readonly denseBytes: number;
-}
+import { formatBytes } from '../../shared/format.ts';
+import type { ProgressDisplay } from '../launcher/launcher.ts';
 
-/** A display of every peer's progress. */
-export interface ProgressDisplay {
-  update(peer: number, progress: PeerProgress): void;
-  /** Prints a line above the bars (or plainly). */
-  log(line: string): void;
-  stop(): void;
-}
+type PeerProgress = Parameters<ProgressDisplay['update']>[1];
 
 /** Bars on a terminal, periodic lines elsewhere; nothing when `quiet`. */
 export function createProgressDisplay(
@@ -92,16 +80,4 @@ function lineDisplay(): ProgressDisplay {
     },
     stop() {},
   };
-}
-
-/** 1536 -> "1.5 KiB". */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }

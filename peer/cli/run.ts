@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 
 import { ALGORITHM_NAMES, type RoomConfigInput } from '../../shared/config.ts';
 import { describeRun, launch } from '../launcher/launcher.ts';
+import { createProgressDisplay } from './progress.ts';
 import { DEFAULT_WEBRTC_BINDING } from '../webrtc/bindings.ts';
 import {
   integerOption,
@@ -18,6 +19,7 @@ import {
 
 interface RunOptions {
   peers: number;
+  minPeers?: number;
   model: string;
   dataset: string;
   density?: number;
@@ -61,6 +63,12 @@ export function registerRunCommand(program: Command): void {
       'peer processes',
       integerOption(1, 64),
       MAIN_JOB.peers,
+    )
+    .option(
+      '--min-peers <n>',
+      'ring size to wait for before training (default --peers); more ' +
+        'waits for peers from elsewhere, e.g. browser tabs',
+      integerOption(1, 1024),
     )
     .option('--model <name>', 'linreg, logreg, mlp or cnn', MAIN_JOB.model)
     .option(
@@ -115,6 +123,7 @@ export function registerRunCommand(program: Command): void {
       try {
         const summary = await launch({
           peers: options.peers,
+          minPeers: options.minPeers,
           config: roomConfig(options),
           port: options.port,
           host: options.host,
@@ -124,7 +133,9 @@ export function registerRunCommand(program: Command): void {
           maxTrain: options.maxTrain,
           maxTest: options.maxTest,
           runsDir: options.runsDir,
-          quiet: options.json === true,
+          display: createProgressDisplay(options.peers, {
+            quiet: options.json === true,
+          }),
           signal: stop.signal,
         });
         if (options.json === true) {

@@ -7,37 +7,33 @@
  * a user starts on other machines; they report to this process over the
  * IPC channel, and to the signaling server (dashboard) over socket.io.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-import createDebug from 'debug';
 
 import {
   parseRoomConfig,
   type RoomConfig,
   type RoomConfigInput,
 } from '../../shared/config.ts';
-import { topkError } from '../../shared/errors.ts';
 import { startSignalingServer } from '../../signaling/server.ts';
+import { browserPeerHandlers } from '../browser/serve.ts';
 import type { PeerIpcMessage } from '../cli/peer.ts';
+import { startPeerProcess } from './peer-process.ts';
 import type { SessionSummary } from '../session/session.ts';
 import type { StepRecord } from '../training/trainer.ts';
-import {
-  createProgressDisplay,
-  formatBytes,
-  type ProgressDisplay,
-} from './progress.ts';
-
-const log = createDebug('topk:launcher');
-
-const BIN = fileURLToPath(new URL('../cli/bin.mjs', import.meta.url));
+import { formatBytes } from '../../shared/format.ts';
 
 /** Settings of one launch. */
 export interface LaunchOptions {
   readonly peers: number;
+  /**
+   * Peers the ring waits for before step 0 (the room's `minPeers`):
+   * `peers` by default; more leaves room for peers started elsewhere,
+   * such as browser tabs opening the join page.
+   */
+  readonly minPeers?: number;
   /** The room config (model, data set, density, epochs...). */
   readonly config: RoomConfigInput;
   /** Port of the embedded server; 0 picks a free one. */
@@ -51,8 +47,8 @@ export interface LaunchOptions {
   readonly maxTest?: number;
   /** Folder that gets `<id>/summary.json` and the CSV files. */
   readonly runsDir: string;
-  /** No live display (JSON output). */
-  readonly quiet: boolean;
+  /** Shows progress; none by default. */
+  readonly display?: ProgressDisplay;
   /** Stops the run between steps. */
   readonly signal?: AbortSignal;
 }
@@ -105,12 +101,31 @@ const STEP_COLUMNS: readonly (keyof StepRecord)[] = [
   'communicateMs',
 ];
 
+/** What the launcher shows while it runs. */
+export interface ProgressDisplay {
+  update(
+    peer: number,
+    progress: {
+      step: number;
+      totalSteps: number;
+      loss: number;
+      bytesSent: number;
+      denseBytes: number;
+    },
+  ): void;
+  /** A line above the bars (or plainly). */
+  log(line: string): void;
+  stop(): void;
+}
+
+const SILENT: ProgressDisplay = { update() {}, log() {}, stop() {} };
+
 /** Runs the job; resolves with its summary once every peer has finished. */
 export async function launch(options: LaunchOptions): Promise<RunSummary> {
   const startMs = performance.now();
   const config = parseRoomConfig({
     ...options.config,
-    minPeers: options.peers,
+    minPeers: options.minPeers ?? options.peers,
   });
   const id = new Date().toISOString().replace(/[:.]/g, '-');
   const runDir = path.join(options.runsDir, id);
@@ -120,12 +135,23 @@ export async function launch(options: LaunchOptions): Promise<RunSummary> {
     port: options.port,
     host: options.host,
     rooms: { [options.room]: config },
+    // Tabs get the join page and the same data the local peers load.
+    httpHandlers: browserPeerHandlers({
+      roomConfig: (name) => (name === options.room ? config : undefined),
+      maxTrain: options.maxTrain,
+      maxTest: options.maxTest,
+    }),
   });
+  const joinUrl = `${server.url}/?room=${encodeURIComponent(options.room)}`;
   const dashboardUrl = `${server.url}/dashboard?room=${encodeURIComponent(options.room)}`;
-  const display = createProgressDisplay(options.peers, {
-    quiet: options.quiet,
-  });
+  const display = options.display ?? SILENT;
   display.log(`signaling server ${server.url}; dashboard ${dashboardUrl}`);
+  if (config.minPeers > options.peers) {
+    display.log(
+      `waiting for ${config.minPeers - options.peers} more peer(s): open ` +
+        `${joinUrl} in a browser to join from a tab`,
+    );
+  }
   display.log(
     `${options.peers} peers train ${config.model} on ${config.dataset} at ` +
       `density ${config.density ?? `k=${config.k}`} for ${config.epochs} ` +
@@ -147,8 +173,11 @@ export async function launch(options: LaunchOptions): Promise<RunSummary> {
   try {
     summaries = await Promise.all(
       Array.from({ length: options.peers }, (_, peer) =>
-        runChild(peer, server.url, options, children, {
-          onEvent: (message) => sink.handle(peer, message),
+        startPeerProcess(peer, server.url, options, (message) =>
+          sink.handle(peer, message),
+        ).then((handle) => {
+          children.push(handle.child);
+          return handle.finished;
         }),
       ),
     );
@@ -213,81 +242,6 @@ export function describeRun(summary: RunSummary): string[] {
       summary.modelHashes.join(' '),
     `summary and per-step metrics: ${summary.runDir}`,
   ];
-}
-
-interface ChildHooks {
-  onEvent(message: PeerIpcMessage): void;
-}
-
-function runChild(
-  peer: number,
-  serverUrl: string,
-  options: LaunchOptions,
-  children: ChildProcess[],
-  hooks: ChildHooks,
-): Promise<SessionSummary> {
-  const args = [
-    'peer',
-    '--server',
-    serverUrl,
-    '--room',
-    options.room,
-    '--webrtc',
-    options.webrtc,
-    '--backend',
-    options.backend,
-    '--ipc',
-  ];
-  if (options.maxTrain !== undefined) {
-    args.push('--max-train', String(options.maxTrain));
-  }
-  if (options.maxTest !== undefined) {
-    args.push('--max-test', String(options.maxTest));
-  }
-  const child = fork(BIN, args, {
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    execArgv: [],
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  return new Promise((resolve, reject) => {
-    let summary: SessionSummary | undefined;
-    let failure: { code: string; message: string } | undefined;
-    child.on('message', (message: PeerIpcMessage) => {
-      if (message.type === 'summary') summary = message.summary;
-      else if (message.type === 'failure') failure = message;
-      else hooks.onEvent(message);
-    });
-    child.on('error', (error) =>
-      reject(
-        topkError(
-          'ERR_INTERNAL',
-          `peer ${peer} could not start`,
-          { peer },
-          error,
-        ),
-      ),
-    );
-    child.on('exit', (code, signal) => {
-      log('peer %d exited with %s', peer, code ?? signal);
-      if (summary !== undefined) {
-        resolve(summary);
-        return;
-      }
-      reject(
-        topkError(
-          'ERR_PEER_GONE',
-          `peer ${peer} ended without finishing (exit ${code ?? signal})` +
-            (failure ? `: ${failure.code}: ${failure.message}` : '') +
-            (stderr.trim() ? `\n${stderr.trim()}` : ''),
-          { peer, code, signal, failure },
-        ),
-      );
-    });
-  });
 }
 
 /** Turns the peers' events into the display and the CSV files. */
