@@ -10,6 +10,7 @@ import os from 'node:os';
 import type { Command } from 'commander';
 
 import type { AllReduceChoice } from '../../shared/allreduce/index.ts';
+import { runWebRtcAllReduceBench } from './allreduce-webrtc.ts';
 import { runAllReduceBench } from './allreduce.ts';
 import { runCodecBench } from './codec.ts';
 import { runConvBench } from './conv.ts';
@@ -126,6 +127,35 @@ export async function runAllBenchmarks(
           `${r.identical} | ${r.maxAbsError.toExponential(1)} |`,
       );
     }
+  }
+
+  say('all-reduce over WebRTC (4 peer processes)...');
+  lines.push(
+    '',
+    '## Ring all-reduce over WebRTC (4 peer processes, n = 1,000,000, density 0.01)',
+    '',
+    'The same seeded steps as above, between peer processes on loopback; ' +
+      "time per step is the slowest peer's.",
+    '',
+    '| algorithm | chose | bytes/peer | ms/step | identical | max abs error |',
+    '| --- | --- | --- | --- | --- | --- |',
+  );
+  for (const algorithm of ['auto', 'dense'] as const) {
+    const r = await runWebRtcAllReduceBench({
+      peers: 4,
+      size: 1_000_000,
+      density: 0.01,
+      algorithm,
+      overlap: 0,
+      steps: 5,
+      seed: 1,
+      webrtc: 'roamhq',
+    });
+    lines.push(
+      `| ${r.algorithm} | ${[...new Set(r.chosen)].join(', ')} | ` +
+        `${Math.round(r.bytesPerPeer)} | ${fixed(r.msPerStep, 1)} | ` +
+        `${r.identical} | ${r.maxAbsError.toExponential(1)} |`,
+    );
   }
 
   say('transport (WebRTC on loopback)...');

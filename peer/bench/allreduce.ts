@@ -23,6 +23,7 @@ import {
 } from '../../shared/simulator-step.ts';
 import type { SparseVector } from '../../shared/sparse.ts';
 import { seededRandom, syntheticVectors } from './gradients.ts';
+import { parseBindingName } from '../webrtc/bindings.ts';
 
 /** What to run. */
 export interface AllReduceBenchOptions {
@@ -185,7 +186,8 @@ export function lowerBoundBytes(vectors: readonly SparseVector[]): number {
   return most;
 }
 
-function checkResults(
+/** Replicas bit-equal, and the largest error against a float64 sum. */
+export function checkResults(
   vectors: readonly SparseVector[],
   results: readonly AllReduceResult[],
 ): { identical: boolean; maxAbsError: number } {
@@ -234,6 +236,8 @@ function checkOptions(options: AllReduceBenchOptions): void {
 }
 
 interface AllReduceBenchFlags extends AllReduceBenchOptions {
+  readonly transport: 'sim' | 'webrtc';
+  readonly webrtc: string;
   readonly latencyMs?: number;
   readonly bandwidth?: number;
   readonly json?: boolean;
@@ -243,7 +247,20 @@ interface AllReduceBenchFlags extends AllReduceBenchOptions {
 export function registerAllReduceBench(bench: Command): void {
   bench
     .command('allreduce')
-    .description('sum random sparse vectors over P simulated peers')
+    .description(
+      'sum random sparse vectors over P simulated peers, or P peer ' +
+        'processes over WebRTC',
+    )
+    .addOption(
+      new Option('--transport <kind>', 'simulated links or real WebRTC')
+        .choices(['sim', 'webrtc'])
+        .default('sim'),
+    )
+    .option(
+      '--webrtc <binding>',
+      'with webrtc: roamhq or node-datachannel',
+      'roamhq',
+    )
     .requiredOption('--peers <P>', 'number of peers', Number)
     .requiredOption('--size <N>', 'vector length n', Number)
     .requiredOption('--density <D>', 'K / n, from 0 to 1', Number)
@@ -264,6 +281,18 @@ export function registerAllReduceBench(bench: Command): void {
     .option('--json', 'print one JSON object')
     .action(async (flags: AllReduceBenchFlags) => {
       try {
+        if (flags.transport === 'webrtc') {
+          const { runWebRtcAllReduceBench } =
+            await import('./allreduce-webrtc.ts');
+          const report = await runWebRtcAllReduceBench({
+            ...flags,
+            webrtc: parseBindingName(flags.webrtc),
+          });
+          console.log(
+            flags.json ? JSON.stringify(report) : formatReport(report),
+          );
+          return;
+        }
         const report = await runAllReduceBench(flags, (peers) => {
           return new RingSimulator({
             peers,
