@@ -9,6 +9,11 @@
  * first as it is) in the narrowest of Uint8/Uint16/Uint32 that holds the
  * largest gap: 5 or 6 bytes per entry instead of 8 on most gradients.
  *
+ * TODO(#2): encode + decode of a 100,000-entry message measures 0.6-0.7
+ * GB/s on the 2-core machines (target 1 GB/s): one JS pass each way (gaps
+ * on encode; prefix sum and finiteness on decode) at ~2.6 ns per entry,
+ * plus msgpackr's copies.
+ *
  * Decoding validates everything before returning, so a caller never sees a
  * partially valid message: a violation is an `ERR_BAD_MESSAGE` that names
  * what was expected and what arrived.

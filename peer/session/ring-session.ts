@@ -15,11 +15,8 @@
  * the WebRTC binding, checkpoints (Node), and the data of a generation
  * (a tab downloads its shard).
  *
- * TODO(#5): session/session.ts still carries its own copy of this loop
- * (it was being changed for #6 while this one was written; this one
- * follows it as of the generation handshake, superseded-generation aborts
- * and the end-of-run barrier); it should become a Node wrapper around
- * RingSession, so both kinds of peers speak exactly the same protocol.
+ * The Node peer (session.ts) is a thin wrapper around this class, so
+ * both kinds of peer speak exactly the same protocol.
  */
 import createDebug from 'debug';
 

@@ -135,7 +135,9 @@ export class WebRtcRingLink
     if (this.#next === this.#prev) return;
 
     // The next peer sends us nothing in the ring protocol; what arrives is
-    // dropped and logged. TODO(#3): route heartbeats once they exist.
+    // dropped and logged. TODO(#6): no application heartbeat yet: a
+    // silent crash is seen by the server's ping (peerTimeoutMs) or the
+    // channel closing, not by heartbeats on the channel.
     this.#next.on('message', (bytes) =>
       debug(
         '%s: %d bytes from the next peer dropped',

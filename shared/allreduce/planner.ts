@@ -34,9 +34,10 @@
  * 1.5x `allgather`, while `allgather`'s worst case (full overlap) costs
  * about P/2 times `sparse-ring`.
  *
- * TODO(#6): a step that completes on some peers and fails on others leaves
- * their planners apart; this relies on such a step being redone in a new
- * generation (which resets every planner), as issue 6 plans.
+ * A step that completes on some peers and fails on others leaves their
+ * planners apart; such a step is always redone in a new generation (the
+ * session's handshake takes it back where it completed), and the first
+ * step of a generation ignores the planner's history.
  */
 import { ENVELOPE_OVERHEAD_BYTES } from '../codec.ts';
 import type { AllReduceAlgorithm, AllReduceResult } from './types.ts';
