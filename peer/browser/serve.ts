@@ -19,13 +19,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 
-import createDebug from 'debug';
-
-import { isTopkError, topkError } from '../../shared/errors.ts';
-import { sendJson, type HttpHandler } from '../../signaling/http-api.ts';
+import type { HttpHandler } from '../../signaling/http-api.ts';
+import { pageBundler, sendBuildFailure } from '../../signaling/page-bundle.ts';
 import { dataRoutes, type DataRoutesOptions } from './data-routes.ts';
 
-const log = createDebug('topk:browser:serve');
 const gzipAsync = promisify(gzip);
 
 /** Where the page asks for the wasm backend's files (see app.ts). */
@@ -52,74 +49,34 @@ interface PageBundle {
   readonly css: Asset;
 }
 
-let cached: Promise<PageBundle> | undefined;
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
-/**
- * The page's files, bundled once per process; a failed build is not kept,
- * so a later request tries again.
- */
-function pageBundle(): Promise<PageBundle> {
-  cached ??= buildBundle().catch((error: unknown) => {
-    cached = undefined;
-    throw error;
-  });
-  return cached;
-}
+const pageSource = pageBundler({
+  name: 'the browser peer',
+  folder: new URL('./', import.meta.url),
+  esbuild: {
+    alias: { 'node:events': 'events' },
+    inject: [here('./shims/process.ts'), here('./shims/timers.ts')],
+    // randombytes (simple-peer) reaches crypto through `global`.
+    define: { global: 'globalThis' },
+  },
+});
 
-async function buildBundle(): Promise<PageBundle> {
-  const startMs = performance.now();
-  let esbuild: typeof import('esbuild');
-  try {
-    esbuild = await import('esbuild');
-  } catch (error) {
-    throw topkError(
-      'ERR_MISSING_DEPENDENCY',
-      'the browser peer is bundled with esbuild, which is not installed ' +
-        '(npm ci installs it)',
-      {},
-      error,
-    );
-  }
-  const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
-  const [result, html] = await Promise.all([
-    esbuild.build({
-      entryPoints: { app: here('./app.ts'), style: here('./style.css') },
-      bundle: true,
-      write: false,
-      outdir: here('./out'),
-      format: 'esm',
-      platform: 'browser',
-      target: ['es2022'],
-      minify: true,
-      legalComments: 'eof',
-      logLevel: 'silent',
-      alias: { 'node:events': 'events' },
-      inject: [here('./shims/process.ts'), here('./shims/timers.ts')],
-      // randombytes (simple-peer) reaches crypto through `global`.
-      define: { global: 'globalThis' },
-    }),
-    readFile(here('./index.html')),
-  ]);
-  const output = (ext: string): Uint8Array =>
-    result.outputFiles.find((f) => f.path.endsWith(ext))?.contents ??
-    new Uint8Array(0);
-  const js = output('.js');
-  const bundle: PageBundle = {
-    html: { body: html, type: 'text/html; charset=utf-8' },
+let gzippedScript: Promise<Uint8Array> | undefined;
+
+/** The page's files with their types; the script also gzipped, once. */
+async function pageBundle(): Promise<PageBundle> {
+  const built = await pageSource();
+  gzippedScript ??= gzipAsync(built.js);
+  return {
+    html: { body: built.html, type: 'text/html; charset=utf-8' },
     js: {
-      body: js,
-      gzipped: await gzipAsync(js),
+      body: built.js,
+      gzipped: await gzippedScript,
       type: 'text/javascript; charset=utf-8',
     },
-    css: { body: output('.css'), type: 'text/css; charset=utf-8' },
+    css: { body: built.css, type: 'text/css; charset=utf-8' },
   };
-  log(
-    'bundled in %d ms: %d KiB of script (%d KiB gzipped)',
-    Math.round(performance.now() - startMs),
-    Math.round(js.byteLength / 1024),
-    Math.round((bundle.js.gzipped?.byteLength ?? 0) / 1024),
-  );
-  return bundle;
 }
 
 const PAGE_FILES: Record<string, keyof PageBundle> = {
@@ -161,7 +118,7 @@ export function pageHandler(): HttpHandler {
         bundle[key],
       );
     } catch (error) {
-      sendBuildFailure(response, error);
+      sendBuildFailure(response, 'the browser peer', error);
     }
     return true;
   };
@@ -199,13 +156,4 @@ function send(
     'x-content-type-options': 'nosniff',
   });
   response.end(method === 'HEAD' ? undefined : body);
-}
-
-function sendBuildFailure(response: ServerResponse, error: unknown): void {
-  log('bundling the browser peer failed: %O', error);
-  const code = isTopkError(error) ? error.code : 'ERR_INTERNAL';
-  const message = isTopkError(error)
-    ? error.message
-    : `bundling the browser peer failed: ${String(error).slice(0, 500)}`;
-  sendJson(response, 500, { error: { code, message } });
 }
