@@ -66,6 +66,7 @@ const payloads = {
     step: fc.nat(),
     fresh: fc.boolean(),
     modelHash: fc.string({ maxLength: MAX_HASH_LENGTH }),
+    previousHash: fc.string({ maxLength: MAX_HASH_LENGTH }),
   }),
   bye: fc.record({ reason: fc.string({ maxLength: MAX_REASON_LENGTH }) }),
   heartbeat: fc.record({
