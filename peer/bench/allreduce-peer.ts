@@ -114,6 +114,7 @@ try {
   await link.close();
 } finally {
   connector.dispose();
+  binding.shutdown();
   await client.leave('bench done').catch(() => {});
   client.close();
   process.disconnect?.();

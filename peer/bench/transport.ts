@@ -105,6 +105,7 @@ export async function runTransportBench(
   } finally {
     await sender.close();
     await receiver.waitClosed();
+    binding.shutdown();
   }
   const rawMBps = median(raw);
   const framedMBps = median(framed);

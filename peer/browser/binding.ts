@@ -28,5 +28,7 @@ export function browserBinding(): WebRtcBinding {
     },
     // Browsers fire it; PeerChannel still polls as a fallback.
     firesBufferedAmountLow: true,
+    // The tab's own classes hold nothing beyond their connections.
+    shutdown() {},
   };
 }

@@ -194,6 +194,7 @@ export async function runPeerSession(
       client.close();
     }
     trainer?.dispose();
+    binding.shutdown();
   }
 }
 

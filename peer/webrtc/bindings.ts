@@ -48,6 +48,12 @@ export interface WebRtcBinding {
   readonly wrtc: WrtcClasses;
   /** Whether its data channels fire `bufferedamountlow` at all. */
   readonly firesBufferedAmountLow: boolean;
+  /**
+   * Releases what the binding holds for the whole process, once every
+   * connection is closed: node-datachannel keeps libdatachannel's threads
+   * (and so the process) alive until it is told to stop. Idempotent.
+   */
+  shutdown(): void;
 }
 
 /** Options that adapt a binding to the host. */
@@ -103,6 +109,7 @@ async function loadRoamhq(): Promise<WebRtcBinding> {
     // The package declares its own classes; they implement the DOM ones.
     wrtc: wrtc as unknown as WrtcClasses,
     firesBufferedAmountLow: false,
+    shutdown() {},
   };
 }
 
@@ -110,6 +117,7 @@ async function loadNodeDataChannel(
   options: BindingOptions,
 ): Promise<WebRtcBinding> {
   const polyfill = await import('node-datachannel/polyfill');
+  const native = await import('node-datachannel');
   const bindAddress = options.bindAddress ?? defaultBindAddress();
   const extra = {
     ...(bindAddress === undefined ? {} : { bindAddress }),
@@ -142,6 +150,9 @@ async function loadNodeDataChannel(
       RTCIceCandidate: polyfill.RTCIceCandidate,
     } as unknown as WrtcClasses,
     firesBufferedAmountLow: true,
+    shutdown() {
+      native.cleanup();
+    },
   };
 }
 
