@@ -12,6 +12,7 @@ import {
   isolationNote,
   runChild,
 } from './helpers/isolated-child.ts';
+import { testedBindings } from './helpers/webrtc-expect.ts';
 
 const BIN = fileURLToPath(new URL('../../peer/cli/bin.mjs', import.meta.url));
 
@@ -40,7 +41,7 @@ after(async () => {
 });
 
 describe(`distributed training over WebRTC (${isolationNote()})`, () => {
-  for (const webrtc of ['roamhq', 'node-datachannel']) {
+  for (const webrtc of testedBindings()) {
     it(`3 peers on ${webrtc}: the loss falls and every replica is identical`, async () => {
       const run = await runChild<TrainResult>(
         fixturePath('train-run.ts'),

@@ -8,9 +8,10 @@ import {
   isolationNote,
   runChild,
 } from './helpers/isolated-child.ts';
+import { testedBindings } from './helpers/webrtc-expect.ts';
 
 describe(`all-reduce between 4 peer processes over WebRTC (${isolationNote()})`, () => {
-  for (const binding of ['roamhq', 'node-datachannel']) {
+  for (const binding of testedBindings()) {
     it(`20 steps of n = 1e6 at density 0.01 on ${binding}: bit-identical sums equal to the reference`, async () => {
       const run = await runChild<AllReduceBenchReport>(
         fixturePath('allreduce-webrtc.ts'),
