@@ -11,7 +11,9 @@
  *   descriptions have a read-only `sdp`, which simple-peer 9 assigns to,
  *   so createOffer/createAnswer are wrapped to return plain objects; on a
  *   host whose only interface is loopback (`unshare --net`) it gathers no
- *   usable candidate unless bound to 127.0.0.1.
+ *   usable candidate unless bound to 127.0.0.1; and it fails a few
+ *   negotiations in a hundred when the answerer reaches the offerer
+ *   before the offerer applied the answer, which PeerChannel prevents.
  *
  * A binding is loaded only when asked for, so a broken native module
  * affects only the peers that chose it.
@@ -48,6 +50,13 @@ export interface WebRtcBinding {
   readonly wrtc: WrtcClasses;
   /** Whether its data channels fire `bufferedamountlow` at all. */
   readonly firesBufferedAmountLow: boolean;
+  /**
+   * Whether the offerer's address must reach the answerer only after the
+   * offerer applied the answer (candidates in descriptions dropped,
+   * trickled ones held), to avoid a race inside the binding (see
+   * PeerChannel.signal).
+   */
+  readonly ignoreSdpCandidates?: boolean;
   /**
    * Releases what the binding holds for the whole process, once every
    * connection is closed: node-datachannel keeps libdatachannel's threads
@@ -150,6 +159,7 @@ async function loadNodeDataChannel(
       RTCIceCandidate: polyfill.RTCIceCandidate,
     } as unknown as WrtcClasses,
     firesBufferedAmountLow: true,
+    ignoreSdpCandidates: true,
     shutdown() {
       native.cleanup();
     },

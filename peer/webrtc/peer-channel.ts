@@ -116,6 +116,9 @@ export class PeerChannel extends EventEmitter<PeerChannelEvents> {
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #wake: (() => void) | undefined;
   #sendTail: Promise<void> = Promise.resolve();
+  readonly #ignoreSdpCandidates: boolean;
+  /** Offerer only: candidates kept until the answer is applied. */
+  #heldCandidates: SignalData[] | undefined;
   #maxBufferedBytes = 0;
   #bytesSent = 0;
   #bytesReceived = 0;
@@ -138,6 +141,10 @@ export class PeerChannel extends EventEmitter<PeerChannelEvents> {
     this.#opened.catch(() => {});
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
 
+    this.#ignoreSdpCandidates = options.binding.ignoreSdpCandidates === true;
+    if (this.#ignoreSdpCandidates && options.initiator) {
+      this.#heldCandidates = [];
+    }
     this.#peer = new SimplePeer({
       initiator: options.initiator,
       wrtc: options.binding.wrtc,
@@ -219,7 +226,18 @@ export class PeerChannel extends EventEmitter<PeerChannelEvents> {
   signal(data: SignalData): void {
     if (this.#state === 'closed' || this.#state === 'closing') return;
     try {
-      this.#peer.signal(data);
+      // node-datachannel fails a few negotiations in a hundred ("Got a
+      // remote candidate without ICE transport") when the answerer reaches
+      // the offerer, and starts DTLS, before the offerer has applied the
+      // answer. So the answerer must not learn where the offerer is until
+      // then: candidates inside descriptions are dropped here (they are
+      // trickled as well), and an offerer holds its trickled candidates
+      // until its answer is applied (see #listen). One more signaling
+      // round trip, no race. Every peer here trickles (simple-peer's
+      // default), so no candidate is lost.
+      this.#peer.signal(
+        this.#ignoreSdpCandidates ? withoutCandidates(data) : data,
+      );
     } catch (cause) {
       this.destroy(failure('ERR_PEER_GONE', 'signal() failed', cause));
     }
@@ -292,13 +310,21 @@ export class PeerChannel extends EventEmitter<PeerChannelEvents> {
   #listen(): void {
     const peer = this.#peer;
     peer.on('signal', (data: SignalData) => {
-      // Hand signals on from a fresh task, never from inside the binding's
-      // callback: node-datachannel fails one negotiation in a few ("Got a
-      // remote candidate without ICE transport") when the remote's answer
-      // is applied re-entrantly, as a direct in-process relay would do.
-      setImmediate(() => {
+      if (this.#state === 'closed') return;
+      if (this.#heldCandidates !== undefined && data.type === 'candidate') {
+        this.#heldCandidates.push(data);
+      } else {
+        this.emit('signal', data);
+      }
+    });
+    peer.on('signalingStateChange', (state: string) => {
+      // 'stable' after our offer: the answer is applied.
+      if (state !== 'stable' || this.#heldCandidates === undefined) return;
+      const held = this.#heldCandidates;
+      this.#heldCandidates = undefined;
+      for (const data of held) {
         if (this.#state !== 'closed') this.emit('signal', data);
-      });
+      }
     });
     peer.on('connect', () => this.#onConnect());
     peer.on('data', (data: Uint8Array) => {
@@ -537,6 +563,19 @@ function checkOptions(
       );
     }
   }
+}
+
+/** `data` without candidates embedded in its SDP (they are trickled). */
+function withoutCandidates(data: SignalData): SignalData {
+  if (!('sdp' in data) || data.sdp === undefined) return data;
+  const sdp = data.sdp
+    .split('\r\n')
+    .filter(
+      (line) =>
+        !line.startsWith('a=candidate:') && line !== 'a=end-of-candidates',
+    )
+    .join('\r\n');
+  return { ...data, sdp };
 }
 
 function failure(
