@@ -48,6 +48,7 @@ export function testedBindings(): readonly WebRtcBindingName[] {
 export interface FixtureResult {
   readonly uncaught: readonly string[];
   readonly connectFailures: readonly string[];
+  readonly connectAttempts: number;
   readonly error?: string;
 }
 
@@ -74,9 +75,13 @@ export async function runScenario<T>(
   assert.ok(run.result !== undefined, `no result: ${summary}`);
   assert.equal(run.result.error, undefined, summary);
   assert.deepEqual(run.result.uncaught, [], summary);
+  // node-datachannel fails a few negotiations in a hundred here (see
+  // fixtures/common.ts); more than one in ten is a regression.
+  const allowed = Math.max(2, Math.ceil(run.result.connectAttempts / 10));
   assert.ok(
-    run.result.connectFailures.length <= 2,
-    `negotiations retried: ${run.result.connectFailures.join('; ')}`,
+    run.result.connectFailures.length <= allowed,
+    `${run.result.connectFailures.length} of ${run.result.connectAttempts} ` +
+      `negotiations failed: ${run.result.connectFailures.join('; ')}`,
   );
   if (run.result.connectFailures.length > 0) {
     t.diagnostic(`retried: ${run.result.connectFailures.join('; ')}`);
