@@ -208,6 +208,59 @@ describe('codec rejects bad input with a typed error', () => {
       assertRejects(await packRaw(raw));
     });
   }
+
+  it('names the first offending position', async () => {
+    const nan = Float32Array.of(1, 2, Number.NEGATIVE_INFINITY, Number.NaN);
+    const at = (raw: unknown[]) =>
+      packRaw(raw).then((bytes) => {
+        try {
+          decodeMessage(bytes);
+        } catch (error) {
+          return (error as Error).message;
+        }
+        return 'accepted';
+      });
+    const four = Uint8Array.of(1, 1, 1, 1);
+    assert.match(await at([...envelope, [9, four, nan, false]]), /-Inf.* at 2/);
+    const repeated = Uint16Array.of(3, 1, 0, 0);
+    assert.match(
+      await at([
+        ...envelope,
+        [9, repeated, Float32Array.of(1, 2, 3, 4), false],
+      ]),
+      /a repeated index at 2/,
+    );
+  });
+});
+
+describe('codec refuses to encode indices that do not increase', () => {
+  const sparse = (indices: number[]): PeerMessage => ({
+    ...FIXTURES.hello,
+    type: 'sparse',
+    payload: {
+      length: 1 << 30,
+      indices: Uint32Array.from(indices),
+      values: new Float32Array(indices.length),
+      skip: false,
+    },
+  });
+  const cases: Record<string, [number[], number]> = {
+    'a repeat among small gaps': [[0, 5, 5, 9], 2],
+    'a repeat among 16-bit gaps': [[0, 300, 70_000, 70_000], 3],
+    'a repeat among 32-bit gaps': [[1, 100_000, 100_000], 2],
+    'a step down': [[10, 20, 15, 30], 2],
+    'a repeated first index': [[0, 0], 1],
+  };
+  for (const [name, [indices, position]] of Object.entries(cases)) {
+    it(`throws on ${name}, naming where`, () => {
+      assert.throws(
+        () => encodeMessage(sparse(indices)),
+        (error: unknown) =>
+          isTopkError(error, 'ERR_INTERNAL') &&
+          error.context.position === position,
+      );
+    });
+  }
 });
 
 // Random and mutated bytes: test/fuzz/codec.fuzz.ts.
