@@ -2,6 +2,14 @@
  * Holds messages that arrived from the previous ring peer until the
  * all-reduce asks for them (case 11: fast peers talk before slow peers
  * listen), and hands a message straight to a waiting receiver otherwise.
+ *
+ * The protocol sends exactly one message per (generation, step, phase):
+ * every hop of the all-reduce and of the handshake receives one segment
+ * (or origin) from the previous peer. The mailbox holds that slot, not
+ * the full key, so a message filed under another segment of the phase
+ * (a lying peer) is refused with `ERR_BAD_MESSAGE` as soon as both it and
+ * the receive for the phase are known, instead of waiting unseen for a
+ * receive that never comes.
  */
 import { topkError, type TopkRingError } from './errors.ts';
 import { keyOf, keyString, type MessageKey } from './link.ts';
@@ -14,6 +22,8 @@ export interface MailboxOptions {
 }
 
 interface Waiter {
+  /** The segment the receiver asked for. */
+  readonly segment: number;
   resolve(message: PeerMessage): void;
   reject(error: TopkRingError): void;
 }
@@ -40,24 +50,33 @@ export class Mailbox {
    * step) is dropped silently: it belongs to an aborted or finished step.
    * So is any message after {@link fail}: the link is known to be gone,
    * and what was still on its way must not be used. Throws
-   * `ERR_BAD_MESSAGE` for a second message with the same key and
-   * `ERR_MESSAGE_TOO_LARGE` when too many are held; the mailbox is left
-   * unchanged in both cases.
+   * `ERR_BAD_MESSAGE` for a second message of the same (generation,
+   * step, phase) and `ERR_MESSAGE_TOO_LARGE` when too many are held; the
+   * mailbox is left unchanged in both cases. A message under another
+   * segment than the one a receiver waits for in its phase fails that
+   * receiver and throws, both with `ERR_BAD_MESSAGE`.
    */
   put(message: PeerMessage): void {
     if (this.#failure !== undefined || this.#isStale(message)) return;
-    const key = keyString(message);
-    const waiter = this.#waiters.get(key);
+    const slot = slotString(message);
+    const waiter = this.#waiters.get(slot);
     if (waiter !== undefined) {
-      this.#waiters.delete(key);
-      waiter.resolve(message);
-      return;
+      this.#waiters.delete(slot);
+      if (waiter.segment === message.segment) {
+        waiter.resolve(message);
+        return;
+      }
+      const error = wrongSegment(message, waiter.segment);
+      waiter.reject(error);
+      throw error;
     }
-    if (this.#pending.has(key)) {
-      throw topkError('ERR_BAD_MESSAGE', `Mailbox: duplicate message ${key}`, {
-        key: keyOf(message),
-        sender: message.sender,
-      });
+    if (this.#pending.has(slot)) {
+      const key = keyString(message);
+      throw topkError(
+        'ERR_BAD_MESSAGE',
+        `Mailbox: a second message for ${key} (one per phase)`,
+        { key: keyOf(message), sender: message.sender },
+      );
     }
     if (this.#pending.size >= this.#maxPending) {
       throw topkError(
@@ -66,19 +85,24 @@ export class Mailbox {
         { limit: this.#maxPending, sender: message.sender },
       );
     }
-    this.#pending.set(key, message);
+    this.#pending.set(slot, message);
   }
 
   /**
    * Resolves with the message of `key`, at once if it already arrived.
-   * Rejects with `ERR_RING_ABORTED` when `signal` aborts, and with the
-   * failure given to {@link fail} if the link failed.
+   * Rejects with `ERR_RING_ABORTED` when `signal` aborts, with the
+   * failure given to {@link fail} if the link failed, and with
+   * `ERR_BAD_MESSAGE` when the message of the phase came under another
+   * segment.
    */
   take(key: MessageKey, signal?: AbortSignal): Promise<PeerMessage> {
-    const id = keyString(key);
+    const id = slotString(key);
     const held = this.#pending.get(id);
     if (held !== undefined) {
       this.#pending.delete(id);
+      if (held.segment !== key.segment) {
+        return Promise.reject(wrongSegment(held, key.segment));
+      }
       return Promise.resolve(held);
     }
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
@@ -95,6 +119,7 @@ export class Mailbox {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.set(id, {
+        segment: key.segment,
         resolve: (message) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(message);
@@ -140,6 +165,20 @@ export class Mailbox {
       (key.generation === floor.generation && key.step < floor.step)
     );
   }
+}
+
+/** The slot of a key: one message per (generation, step, phase). */
+function slotString(key: MessageKey): string {
+  return `${key.generation}/${key.step}/${key.phase}`;
+}
+
+function wrongSegment(message: PeerMessage, expected: number): TopkRingError {
+  return topkError(
+    'ERR_BAD_MESSAGE',
+    `Mailbox: expected segment ${expected} in ${slotString(message)}, got ` +
+      `${keyString(message)} from ${message.sender}`,
+    { key: keyOf(message), expected, sender: message.sender },
+  );
 }
 
 function aborted(key: MessageKey, signal?: AbortSignal): TopkRingError {

@@ -100,12 +100,9 @@ export class RingSession {
         keyString(key),
       );
     }
-    // TODO(#6): a lying previous peer that sends this hop's slice under
-    // another segment (allgather: another origin) has it filed under a key
-    // nobody asks for, so the lie shows only as a stall at the step
-    // deadline, not as ERR_BAD_MESSAGE (ring-faults test, "wrong origin").
-    // One message per (generation, step, phase) is expected: the receive
-    // side could refuse any other segment of the phase.
+    // A slice under another segment of this hop (allgather: another
+    // origin) is refused by the mailbox, which holds one message per
+    // (generation, step, phase): ERR_BAD_MESSAGE, not a stall.
     const [, raw] = await Promise.all([
       context.link.sendNext(message, signal),
       context.link.receivePrev(key, signal),

@@ -80,10 +80,17 @@ function messageOf(key: MessageKey, tag: string): PeerMessage {
   };
 }
 
+/** One message per (generation, step, phase): the mailbox's slot. */
+function slotOf(key: MessageKey): string {
+  return `${key.generation}/${key.step}/${key.phase}`;
+}
+
 /** The Mailbox as its documentation describes it. */
 class MailboxModel {
-  readonly pending = new Map<string, string>();
-  readonly waiters = new Map<string, number>();
+  /** Slot -> the held message's segment and tag. */
+  readonly pending = new Map<string, { segment: number; tag: string }>();
+  /** Slot -> the waiting take's segment and index. */
+  readonly waiters = new Map<string, { segment: number; index: number }>();
   readonly outcomes: Outcome[] = [];
   floor = { generation: 0, step: 0 };
   failure: ErrorCode | undefined;
@@ -100,26 +107,35 @@ class MailboxModel {
     // A link that failed delivers nothing more ("fails every waiting and
     // future take"); a stale message is dropped silently.
     if (this.failure !== undefined || this.isStale(key)) return undefined;
-    const id = keyString(key);
+    const id = slotOf(key);
     const waiter = this.waiters.get(id);
     if (waiter !== undefined) {
       this.waiters.delete(id);
-      this.outcomes[waiter] = { message: tag };
+      // Another segment of the phase is a lie: the receiver fails too.
+      if (waiter.segment !== key.segment) {
+        this.outcomes[waiter.index] = { code: 'ERR_BAD_MESSAGE' };
+        return 'ERR_BAD_MESSAGE';
+      }
+      this.outcomes[waiter.index] = { message: tag };
       return undefined;
     }
     if (this.pending.has(id)) return 'ERR_BAD_MESSAGE';
     if (this.pending.size >= MAX_PENDING) return 'ERR_MESSAGE_TOO_LARGE';
-    this.pending.set(id, tag);
+    this.pending.set(id, { segment: key.segment, tag });
     return undefined;
   }
 
   take(key: MessageKey, aborted: boolean): void {
-    const id = keyString(key);
+    const id = slotOf(key);
     const index = this.outcomes.length;
     const held = this.pending.get(id);
     if (held !== undefined) {
       this.pending.delete(id);
-      this.outcomes.push({ message: held });
+      this.outcomes.push(
+        held.segment === key.segment
+          ? { message: held.tag }
+          : { code: 'ERR_BAD_MESSAGE' },
+      );
     } else if (this.failure !== undefined) {
       this.outcomes.push({ code: this.failure });
     } else if (aborted) {
@@ -127,13 +143,13 @@ class MailboxModel {
     } else if (this.waiters.has(id)) {
       this.outcomes.push({ code: 'ERR_INTERNAL' });
     } else {
-      this.waiters.set(id, index);
+      this.waiters.set(id, { segment: key.segment, index });
       this.outcomes.push('pending');
     }
   }
 
   abort(take: number): void {
-    for (const [id, index] of this.waiters) {
+    for (const [id, { index }] of this.waiters) {
       if (index !== take) continue;
       this.waiters.delete(id);
       this.outcomes[index] = { code: 'ERR_RING_ABORTED' };
@@ -153,7 +169,7 @@ class MailboxModel {
   fail(code: ErrorCode, keepHeld: boolean): void {
     this.failure = code;
     if (!keepHeld) this.pending.clear();
-    for (const index of this.waiters.values()) {
+    for (const { index } of this.waiters.values()) {
       this.outcomes[index] = { code };
     }
     this.waiters.clear();

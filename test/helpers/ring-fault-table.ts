@@ -26,8 +26,8 @@
  * - lying peer, wrong segment length: bytes replaced -> ERR_BAD_MESSAGE
  * - lying peer, index outside its segment: bytes replaced
  *   -> ERR_BAD_MESSAGE
- * - lying peer, wrong origin: bytes replaced -> a stall until the step
- *   deadline (TODO(#6): should be ERR_BAD_MESSAGE)
+ * - lying peer, wrong origin: bytes replaced -> ERR_BAD_MESSAGE (the
+ *   mailbox holds one message per phase)
  * - lying peer, NaN smuggled in the bytes: bytes replaced
  *   -> ERR_BAD_MESSAGE
  *
@@ -389,11 +389,9 @@ export const FAULTS: Fault[] = [
     expect: { outcome: 'fail', code: 'ERR_BAD_MESSAGE' },
   },
   {
-    // TODO(#6): a message under another segment (allgather: origin) of
-    // the same hop is filed under a key nobody asks for, so the lie is
-    // seen only as a stall at the step deadline, not as ERR_BAD_MESSAGE.
-    // Catching it needs the receive side to know that one message per
-    // (generation, step, phase) is expected (RingLink/Mailbox change).
+    // A message under another segment (allgather: origin) of the same
+    // hop: the mailbox holds one message per (generation, step, phase)
+    // and refuses the other segment at once.
     name: 'lying peer: wrong origin',
     inject: {
       hook: (ctx) =>
@@ -403,7 +401,7 @@ export const FAULTS: Fault[] = [
           }),
         })),
     },
-    expect: { outcome: 'stall' },
+    expect: { outcome: 'fail', code: 'ERR_BAD_MESSAGE' },
   },
   {
     name: 'lying peer: NaN smuggled in the bytes',

@@ -42,3 +42,52 @@ describe('Mailbox after its link failed', () => {
     assert.equal((await mailbox.take(key)).sender, 'before');
   });
 });
+
+describe('Mailbox holds one message per (generation, step, phase)', () => {
+  const other = { ...key, segment: 3 };
+  const lie = (): PeerMessage => ({ ...message('liar'), segment: 3 });
+
+  it('refuses a held message of another segment when its phase is asked for', async () => {
+    const mailbox = new Mailbox();
+    mailbox.put(lie());
+    await assert.rejects(mailbox.take(key), (error) => {
+      assert.ok(isTopkError(error, 'ERR_BAD_MESSAGE'));
+      assert.match(error.message, /expected segment 2/);
+      return true;
+    });
+    assert.equal(mailbox.pendingCount, 0);
+  });
+
+  it('fails a waiting receiver when another segment of its phase arrives', async () => {
+    const mailbox = new Mailbox();
+    const taken = mailbox.take(key);
+    assert.throws(
+      () => mailbox.put(lie()),
+      (error) => isTopkError(error, 'ERR_BAD_MESSAGE'),
+    );
+    await assert.rejects(taken, (error) =>
+      isTopkError(error, 'ERR_BAD_MESSAGE'),
+    );
+  });
+
+  it('refuses a second message of a phase, whatever its segment', () => {
+    const mailbox = new Mailbox();
+    mailbox.put(message('first'));
+    assert.throws(
+      () => mailbox.put(lie()),
+      (error) => isTopkError(error, 'ERR_BAD_MESSAGE'),
+    );
+    assert.equal(mailbox.pendingCount, 1);
+  });
+
+  it('still hands out the right segment and keeps other phases apart', async () => {
+    const mailbox = new Mailbox();
+    mailbox.put({ ...message('next phase'), phase: 1, segment: 3 });
+    mailbox.put(message('right'));
+    assert.equal((await mailbox.take(key)).sender, 'right');
+    assert.equal(
+      (await mailbox.take({ ...other, phase: 1 })).sender,
+      'next phase',
+    );
+  });
+});
