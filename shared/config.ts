@@ -90,10 +90,58 @@ const LimitsSchema = z
       .min(1024)
       .max(2 ** 30)
       .default(64 * 1024 * 1024),
+    /**
+     * How long a peer ejected from the ring (silent, malformed,
+     * unreachable, straggler) stays benched before the server puts it
+     * back; doubled for each further ejection of the same peer, up to
+     * 16 times. 0 puts it back at once.
+     */
+    benchMs: z
+      .number({ error: 'an integer in [0, 3600000] (milliseconds)' })
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .default(10_000),
+    /**
+     * The straggler deadline of a step: a peer waits for its previous
+     * peer's first all-reduce message (which depends on nothing but that
+     * peer's own gradient) at most this many times its own recent median
+     * compute time...
+     */
+    stragglerFactor: z
+      .number({ error: 'a number in [1.5, 1000]' })
+      .min(1.5)
+      .max(1000)
+      .default(4),
+    /** ...and at least this long; never longer than stepTimeoutMs. */
+    stragglerMinMs: z
+      .number({ error: 'an integer in [10, 3600000] (milliseconds)' })
+      .int()
+      .min(10)
+      .max(3_600_000)
+      .default(1000),
+    /** Missed straggler deadlines that drop a peer from the ring... */
+    stragglerStrikes: z
+      .number({ error: 'an integer in [1, 100]' })
+      .int()
+      .min(1)
+      .max(100)
+      .default(3),
+    /** ...when they fall within this many steps. */
+    stragglerWindowSteps: z
+      .number({ error: 'an integer in [1, 100000] (steps)' })
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(20),
   })
   .refine((l) => l.peerTimeoutMs >= 2 * l.heartbeatMs, {
     path: ['peerTimeoutMs'],
     error: 'at least twice heartbeatMs, so one lost heartbeat is no timeout',
+  })
+  .refine((l) => l.stragglerWindowSteps >= l.stragglerStrikes, {
+    path: ['stragglerWindowSteps'],
+    error: 'at least stragglerStrikes, or no peer could collect them',
   });
 
 const ICE_URL = /^(stun|stuns|turn|turns):\S{1,500}$/;

@@ -51,6 +51,11 @@ describe('defaults', () => {
     assert.equal(config.limits.maxPeers, 4);
     assert.equal(config.limits.heartbeatMs, 1000);
     assert.equal(config.limits.maxMessageBytes, 64 * 1024 * 1024);
+    assert.equal(config.limits.benchMs, 10_000);
+    assert.equal(config.limits.stragglerFactor, 4);
+    assert.equal(config.limits.stragglerMinMs, 1000);
+    assert.equal(config.limits.stragglerStrikes, 3);
+    assert.equal(config.limits.stragglerWindowSteps, 20);
   });
 
   it('an absolute k replaces the default density', () => {
@@ -102,6 +107,17 @@ describe('bad settings are refused, naming the setting', () => {
       'limits.peerTimeoutMs',
     ],
     ['zero max peers', { limits: { maxPeers: 0 } }, 'limits.maxPeers'],
+    [
+      'a straggler factor of 1',
+      { limits: { stragglerFactor: 1 } },
+      'limits.stragglerFactor',
+    ],
+    [
+      'more straggler strikes than the window has steps',
+      { limits: { stragglerStrikes: 5, stragglerWindowSteps: 4 } },
+      'limits.stragglerWindowSteps',
+    ],
+    ['a negative bench', { limits: { benchMs: -1 } }, 'limits.benchMs'],
     [
       'ICE URL of another scheme',
       { iceServers: [{ urls: 'http://x' }] },
