@@ -1,9 +1,12 @@
 /**
  * Option parsers and error reporting shared by the subcommands.
  */
+import { readFile } from 'node:fs/promises';
+
 import { InvalidArgumentError } from 'commander';
 
-import { isTopkError } from '../../shared/errors.ts';
+import { parseRoomConfig, type RoomConfigInput } from '../../shared/config.ts';
+import { isTopkError, topkError } from '../../shared/errors.ts';
 
 /** Parses an integer option within [min, max]. */
 export function integerOption(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -70,4 +73,45 @@ export function stopSignal(): {
       process.off('SIGTERM', onSignal);
     },
   };
+}
+
+/**
+ * Reads a room config from the JSON file `file` given with `flag`, and
+ * validates it, so a bad file fails before anything starts. Throws
+ * `ERR_BAD_CONFIG` naming the file and what is wrong.
+ */
+export async function readRoomConfig(
+  file: string | undefined,
+  flag: string,
+): Promise<RoomConfigInput> {
+  if (file === undefined) return {};
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw topkError(
+      'ERR_BAD_CONFIG',
+      `${flag}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      { file },
+      error,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw topkError(
+      'ERR_BAD_CONFIG',
+      `${flag}: ${file} is not valid JSON (${(error as Error).message})`,
+      { file },
+      error,
+    );
+  }
+  try {
+    parseRoomConfig(json);
+  } catch (error) {
+    if (!isTopkError(error)) throw error;
+    throw topkError(error.code, `${file}: ${error.message}`, error.context);
+  }
+  return json as RoomConfigInput;
 }

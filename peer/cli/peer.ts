@@ -2,6 +2,11 @@
  * `topk-ring peer`: trains as one peer of a room, with the room's config.
  *
  *   topk-ring peer --server http://10.0.0.5:8080 --room mnist
+ *   topk-ring peer --server ... --room mnist --config job.json
+ *
+ * With `--config` the peer brings the config it expects (or creates the
+ * room with it, where the server lets peers); a room with another config
+ * or model refuses it at join, naming the difference.
  *
  * With `--ipc` (used by `topk-ring run`) progress goes to the parent
  * process as messages instead of the terminal.
@@ -18,12 +23,18 @@ import {
   parseBindingName,
   DEFAULT_WEBRTC_BINDING,
 } from '../webrtc/bindings.ts';
-import { integerOption, reportFailure, stopSignal } from './options.ts';
+import {
+  integerOption,
+  readRoomConfig,
+  reportFailure,
+  stopSignal,
+} from './options.ts';
 
 interface PeerOptions {
   server: string;
   room: string;
   token?: string;
+  config?: string;
   webrtc: string;
   backend: string;
   checkpointDir?: string;
@@ -52,6 +63,10 @@ export function registerPeerCommand(program: Command): void {
     .requiredOption('--server <url>', 'signaling server URL')
     .requiredOption('--room <name>', 'room (training job) to join')
     .option('--token <token>', "the room's token, if it needs one")
+    .option(
+      '--config <file>',
+      'the room config this peer expects (JSON); refused if the room differs',
+    )
     .option(
       '--webrtc <binding>',
       'WebRTC binding: roamhq or node-datachannel',
@@ -102,7 +117,7 @@ export function registerPeerCommand(program: Command): void {
     });
 }
 
-function runPeer(
+async function runPeer(
   options: PeerOptions,
   signal: AbortSignal,
 ): Promise<SessionSummary> {
@@ -110,6 +125,10 @@ function runPeer(
     server: options.server,
     room: options.room,
     token: options.token,
+    config:
+      options.config === undefined
+        ? undefined
+        : await readRoomConfig(options.config, '--config'),
     webrtc: parseBindingName(options.webrtc),
     // initBackend refuses an unknown name with the list of known ones.
     backend: options.backend,

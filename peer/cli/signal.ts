@@ -8,11 +8,8 @@
  *
  * Port 0 picks a free port; the URL is printed either way.
  */
-import { readFile } from 'node:fs/promises';
-
 import { InvalidArgumentError, type Command } from 'commander';
 
-import { parseRoomConfig, type RoomConfigInput } from '../../shared/config.ts';
 import { isTopkError, topkError } from '../../shared/errors.ts';
 import { RoomNameSchema } from '../../shared/signaling-protocol.ts';
 import { browserPeerHandlers } from '../browser/serve.ts';
@@ -20,7 +17,7 @@ import {
   startSignalingServer,
   type SignalingServerOptions,
 } from '../../signaling/server.ts';
-import { integerOption } from './options.ts';
+import { integerOption, readRoomConfig } from './options.ts';
 
 interface SignalOptions {
   port: number;
@@ -98,7 +95,7 @@ function port(value: string): number {
 }
 
 async function runSignal(options: SignalOptions): Promise<void> {
-  const config = await readRoomConfig(options.roomConfig);
+  const config = await readRoomConfig(options.roomConfig, '--room-config');
   if (
     options.room !== undefined &&
     !RoomNameSchema.safeParse(options.room).success
@@ -157,40 +154,4 @@ async function runSignal(options: SignalOptions): Promise<void> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-}
-
-async function readRoomConfig(
-  file: string | undefined,
-): Promise<RoomConfigInput> {
-  if (file === undefined) return {};
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw topkError(
-      'ERR_BAD_CONFIG',
-      `--room-config: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-      { file },
-      error,
-    );
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw topkError(
-      'ERR_BAD_CONFIG',
-      `--room-config: ${file} is not valid JSON (${(error as Error).message})`,
-      { file },
-      error,
-    );
-  }
-  // Validate now so a bad file fails before the server starts.
-  try {
-    parseRoomConfig(json);
-  } catch (error) {
-    if (!isTopkError(error)) throw error;
-    throw topkError(error.code, `${file}: ${error.message}`, error.context);
-  }
-  return json as RoomConfigInput;
 }

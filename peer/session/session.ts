@@ -7,13 +7,19 @@
  */
 import path from 'node:path';
 
-import type { RoomConfig, RoomConfigInput } from '../../shared/config.ts';
+import {
+  parseRoomConfig,
+  type RoomConfig,
+  type RoomConfigInput,
+} from '../../shared/config.ts';
 import { SignalingClient } from '../../shared/signaling-client.ts';
+import type { Dataset } from '../data/dataset.ts';
 import { loadDataset } from '../data/registry.ts';
 import { initBackend } from '../tf/backend.ts';
 import { loadCheckpoint, saveCheckpoint } from '../training/checkpoint.ts';
 import { Trainer, type StepRecord } from '../training/trainer.ts';
 import { loadBinding, type WebRtcBindingName } from '../webrtc/bindings.ts';
+import { fetchRoomConfig, fingerprintFor } from './join-fingerprint.ts';
 import { RingSession, ringConnector } from './ring-session.ts';
 import type { Placement } from './ring-session-types.ts';
 
@@ -26,7 +32,8 @@ export interface PeerSessionOptions {
   readonly webrtc: WebRtcBindingName;
   /** A `--backend` choice; an unknown one is refused by name. */
   readonly backend: string;
-  /** Config to create the room with, where the server lets peers. */
+  /** Config to create the room with, where the server lets peers, or
+   * the config this peer expects: a room with another one refuses it. */
   readonly config?: RoomConfigInput;
   /** Write checkpoints here (every `checkpointEvery` steps and at the end). */
   readonly checkpointDir?: string;
@@ -95,15 +102,45 @@ export async function runPeerSession(
 ): Promise<SessionSummary> {
   const startMs = performance.now();
   const backend = await initBackend(options.backend);
+  const load = (config: RoomConfig): Promise<Dataset> =>
+    loadDataset(config.dataset, {
+      seed: config.seed,
+      maxTrain: options.maxTrain,
+      maxTest: options.maxTest,
+    });
+  // The model this peer will train, presented at join: a room that trains
+  // another one refuses this peer, naming the difference (issue 6).
+  // TODO(#6): the first peer of a room the server makes on demand cannot
+  // know the room's config before it joins and presents no fingerprint;
+  // the room then takes the next one presented.
+  const expected =
+    options.config !== undefined
+      ? parseRoomConfig(options.config)
+      : await fetchRoomConfig(options.server, options.room);
+  const early =
+    expected === undefined
+      ? undefined
+      : { config: expected, dataset: await load(expected) };
+  const fingerprint =
+    early === undefined
+      ? undefined
+      : fingerprintFor(early.config, early.dataset);
   const binding = await loadBinding(options.webrtc);
-  const client = await SignalingClient.connect({
-    url: options.server,
-    room: options.room,
-    token: options.token,
-    kind: 'node',
-    backend,
-    config: options.config,
-  });
+  let client;
+  try {
+    client = await SignalingClient.connect({
+      url: options.server,
+      room: options.room,
+      token: options.token,
+      kind: 'node',
+      backend,
+      config: options.config,
+      fingerprint,
+    });
+  } catch (error) {
+    binding.shutdown();
+    throw error;
+  }
   // Listening for the neighbours' offers starts now, before the data set
   // loads: the relay keeps nothing for a peer that does not listen.
   const connector = ringConnector(client, binding);
@@ -111,11 +148,12 @@ export async function runPeerSession(
   let session: RingSession | undefined;
   try {
     const config = client.config;
-    const dataset = await loadDataset(config.dataset, {
-      seed: config.seed,
-      maxTrain: options.maxTrain,
-      maxTest: options.maxTest,
-    });
+    const dataset =
+      early !== undefined &&
+      early.config.dataset === config.dataset &&
+      early.config.seed === config.seed
+        ? early.dataset
+        : await load(config);
     trainer = new Trainer({
       config,
       dataset,
