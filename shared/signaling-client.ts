@@ -18,9 +18,11 @@ import type { RoomConfig, RoomConfigInput } from './config.ts';
 import { topkError, type TopkRingError } from './errors.ts';
 import type { ModelFingerprint } from './fingerprint.ts';
 import {
+  EjectionSchema,
   MembershipSchema,
   RelayedSignalSchema,
   ringPosition,
+  type Ejection,
   type HashMismatch,
   type Membership,
   type PeerKind,
@@ -29,6 +31,8 @@ import {
   type RelayedSignal,
   type RingPosition,
   type SignalData,
+  type SuspectReply,
+  type SuspectRequest,
 } from './signaling-protocol.ts';
 import {
   fromWire,
@@ -74,6 +78,8 @@ export interface SignalingClientEvents {
   signal: (signal: RelayedSignal) => void;
   /** Peers' weights disagree at a step. */
   mismatch: (mismatch: HashMismatch) => void;
+  /** The server took this peer out of the ring for a while, and why. */
+  ejected: (ejection: Ejection) => void;
   /** The server refused one of this client's events. */
   rejected: (rejection: Rejection) => void;
   /** The connection dropped; a rejoin follows if reconnecting is on. */
@@ -222,6 +228,30 @@ export class SignalingClient {
   }
 
   /**
+   * Accuses a ring neighbour of this generation (silent, malformed,
+   * unreachable, straggler). Resolves with the server's verdict, or its
+   * refusal; never rejects: a server that does not answer within the
+   * timeout gives `ERR_UNREACHABLE`.
+   */
+  async suspect(request: SuspectRequest): Promise<SuspectReply> {
+    const unanswered = (reason: string): SuspectReply => ({
+      ok: false,
+      error: {
+        code: 'ERR_UNREACHABLE',
+        message: `suspect: no answer from the server (${reason})`,
+      },
+    });
+    if (this.#closed) return unanswered('closed');
+    try {
+      return await this.#socket
+        .timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+        .emitWithAck('suspect', request);
+    } catch (error) {
+      return unanswered(String(error));
+    }
+  }
+
+  /**
    * Leaves the room gracefully (the ring re-forms without this peer), then
    * closes. Resolves even if the server does not answer in time.
    */
@@ -263,6 +293,7 @@ export class SignalingClient {
     this.#socket.on('membership', (m) => this.#onMembership(m));
     this.#socket.on('signal', (s) => this.#onSignal(s));
     this.#socket.on('mismatch', (m) => this.#emit('mismatch', m));
+    this.#socket.on('ejected', (e) => this.#onEjected(e));
     this.#socket.on('disconnect', (reason) => this.#onDisconnect(reason));
     this.#socket.on('connect', () => void this.#rejoin());
   }
@@ -334,6 +365,23 @@ export class SignalingClient {
     }
     this.#membership = membership;
     this.#emit('membership', membership, this.position);
+  }
+
+  #onEjected(raw: unknown): void {
+    const parsed = EjectionSchema.safeParse(raw);
+    if (!parsed.success) {
+      log('%s: malformed ejection notice ignored', this.#peerId);
+      return;
+    }
+    log(
+      '%s: ejected from the ring by %s (%s: %s), benched %d ms',
+      this.#peerId,
+      parsed.data.accuser,
+      parsed.data.reason,
+      parsed.data.detail,
+      parsed.data.benchMs,
+    );
+    this.#emit('ejected', parsed.data);
   }
 
   #onSignal(raw: unknown): void {

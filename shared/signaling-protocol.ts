@@ -2,8 +2,8 @@
  * The signaling protocol between a peer and the signaling server, declared
  * once and used through socket.io's TypeScript generics on both sides:
  *
- *   peer -> server   join, signal, report, leave
- *   server -> peer   membership, signal, mismatch, rejected
+ *   peer -> server   join, signal, report, leave, suspect
+ *   server -> peer   membership, signal, mismatch, ejected, rejected
  *
  * Every payload a peer sends has a zod schema here; the server validates
  * each incoming event against it (with a size cap) before anything reads
@@ -149,12 +149,44 @@ export const LeaveRequestSchema = z.strictObject({
 /** The payload of `leave`. */
 export type LeaveRequest = z.output<typeof LeaveRequestSchema>;
 
+/**
+ * Why a peer accuses a ring neighbour: `silent` (no bytes on the data
+ * channel for peerTimeoutMs), `malformed` (a message the codec, framing
+ * or all-reduce refused), `unreachable` (the channel closed without a
+ * goodbye, or never opened), `straggler` (the previous peer missed the
+ * step's straggler deadline).
+ */
+export const SUSPECT_REASONS = [
+  'silent',
+  'malformed',
+  'unreachable',
+  'straggler',
+] as const;
+/** A reason of {@link SUSPECT_REASONS}. */
+export type SuspectReason = (typeof SUSPECT_REASONS)[number];
+
+/** `suspect`: a ring neighbour of this generation misbehaves. */
+export const SuspectRequestSchema = z.strictObject({
+  /** The generation the accuser saw it in; only the current one counts. */
+  generation,
+  /** The accused: the accuser's next or previous peer. */
+  peerId: PeerIdSchema,
+  reason: z.enum(SUSPECT_REASONS),
+  /** What was seen, for people (logs, status). */
+  detail: z.string().max(200).optional(),
+  /** `straggler`: the step whose deadline was missed. */
+  step: count('a step').optional(),
+});
+/** The payload of `suspect`. */
+export type SuspectRequest = z.output<typeof SuspectRequestSchema>;
+
 /** Schemas of every peer-to-server event, by name. */
 export const CLIENT_EVENT_SCHEMAS = {
   join: JoinRequestSchema,
   signal: SignalRequestSchema,
   report: PeerReportSchema,
   leave: LeaveRequestSchema,
+  suspect: SuspectRequestSchema,
 } as const;
 
 /** The name of a peer-to-server event. */
@@ -164,6 +196,7 @@ export type ClientEventName = keyof typeof CLIENT_EVENT_SCHEMAS;
 export const EVENTS_WITH_ACK: ReadonlySet<ClientEventName> = new Set([
   'join',
   'leave',
+  'suspect',
 ]);
 
 /** An error as it travels: the fields of a TopkRingError. */
@@ -203,6 +236,33 @@ export type JoinReply =
     }
   | { readonly ok: false; readonly error: WireError };
 
+/**
+ * The reply to `suspect`: the accused was taken out of the ring
+ * (`ejected`, a new generation follows), or a straggler accusation was
+ * counted (`strike`, with the accused's strikes in the window).
+ */
+export type SuspectReply =
+  | {
+      readonly ok: true;
+      readonly verdict: 'ejected' | 'strike';
+      readonly strikes: number;
+    }
+  | { readonly ok: false; readonly error: WireError };
+
+/** What the server tells a peer it took out of the ring, and why. */
+export interface Ejection {
+  readonly room: string;
+  /** The generation that starts without the peer. */
+  readonly generation: number;
+  readonly peerId: string;
+  readonly reason: SuspectReason;
+  readonly detail: string;
+  /** The ring neighbour that accused it. */
+  readonly accuser: string;
+  /** The peer is put back in the ring after this long, if connected. */
+  readonly benchMs: number;
+}
+
 /** The reply to `leave`. */
 export type LeaveReply =
   { readonly ok: true } | { readonly ok: false; readonly error: WireError };
@@ -229,17 +289,19 @@ export interface Rejection extends WireError {
 }
 
 /**
- * Events a peer sends. Acknowledgement callbacks come last.
- *
- * TODO(#6): peers that both still reach the server but not each other
- * (a broken data channel) have no way to tell it; the ring re-forms only
- * when one of them leaves. A "neighbour unreachable" event would fix that.
+ * Events a peer sends. Acknowledgement callbacks come last. `suspect`
+ * tells the server that a ring neighbour misbehaves on the data channel
+ * (peers that both still reach the server but not each other).
  */
 export interface ClientToServerEvents {
   join: (request: JoinRequest, ack: (reply: JoinReply) => void) => void;
   signal: (request: SignalRequest) => void;
   report: (report: PeerReport) => void;
   leave: (request: LeaveRequest, ack: (reply: LeaveReply) => void) => void;
+  suspect: (
+    request: SuspectRequest,
+    ack: (reply: SuspectReply) => void,
+  ) => void;
 }
 
 /** Events the server sends. */
@@ -250,6 +312,8 @@ export interface ServerToClientEvents {
   signal: (signal: RelayedSignal) => void;
   /** Weights of the room's peers disagree at a step. */
   mismatch: (mismatch: HashMismatch) => void;
+  /** This peer was taken out of the ring (benched), and why. */
+  ejected: (ejection: Ejection) => void;
   /** An event without an acknowledgement was refused, or the server is
    * dropping this connection. */
   rejected: (rejection: Rejection) => void;
@@ -268,6 +332,17 @@ export const MembershipSchema: z.ZodType<Membership> = z.object({
       connected: z.boolean(),
     }),
   ),
+});
+
+/** Checks an `ejected` event from the server before a client uses it. */
+export const EjectionSchema: z.ZodType<Ejection> = z.object({
+  room: z.string(),
+  generation,
+  peerId: z.string(),
+  reason: z.enum(SUSPECT_REASONS),
+  detail: z.string(),
+  accuser: z.string(),
+  benchMs: z.number().min(0),
 });
 
 /** Checks a relayed `signal` from the server before a client uses it. */
@@ -344,4 +419,34 @@ export interface RoomStatus {
   readonly mismatches: readonly HashMismatch[];
   /** All mismatches seen since the room was created. */
   readonly mismatchCount: number;
+  /** Peers taken out of the ring, waiting to be put back. */
+  readonly benched: readonly BenchedStatus[];
+  /** The latest ejections (most recent last, bounded). */
+  readonly ejections: readonly EjectionStatus[];
+  /** All ejections since the room was created. */
+  readonly ejectionCount: number;
+}
+
+/** A benched peer as the status shows it. */
+export interface BenchedStatus {
+  readonly id: string;
+  readonly kind: PeerKind;
+  readonly connected: boolean;
+  readonly reason: SuspectReason;
+  /** When the server puts it back (ms since the Unix epoch). */
+  readonly untilMs: number;
+  /** Times this peer was ejected from the room's ring. */
+  readonly ejections: number;
+}
+
+/** One ejection as the status shows it. */
+export interface EjectionStatus {
+  readonly generation: number;
+  readonly peerId: string;
+  readonly accuser: string;
+  readonly reason: SuspectReason;
+  readonly detail: string;
+  /** The room's step when it happened. */
+  readonly step: number;
+  readonly atMs: number;
 }

@@ -20,6 +20,8 @@ import type {
   PeerReport,
   ServerToClientEvents,
   SignalRequest,
+  SuspectReply,
+  SuspectRequest,
   WireError,
 } from '../shared/signaling-protocol.ts';
 import { checkAdmission, type AdmissionPolicy } from './admission.ts';
@@ -87,6 +89,11 @@ export function acceptConnection(socket: PeerSocket, ctx: ServerContext): void {
   const bucket = new TokenBucket(
     ctx.limits.eventBurst,
     ctx.limits.eventsPerSecond,
+  );
+  // Accusations have a bucket of their own, well below the event rate.
+  const suspects = new TokenBucket(
+    ctx.limits.suspectBurst,
+    ctx.limits.suspectsPerSecond,
   );
   let lastRateNoticeMs = -Infinity;
   let joinTimer: ReturnType<typeof setTimeout> | undefined;
@@ -164,6 +171,19 @@ export function acceptConnection(socket: PeerSocket, ctx: ServerContext): void {
     guard(socket, ctx, 'report', undefined, () =>
       onReport(socket, ctx, report),
     ),
+  );
+  socket.on('suspect', (request, ack) =>
+    guard(socket, ctx, 'suspect', ack, () => {
+      if (!suspects.take()) {
+        throw topkError(
+          'ERR_RATE_LIMIT',
+          `more than ${ctx.limits.suspectsPerSecond} suspect events per ` +
+            `second (burst ${ctx.limits.suspectBurst})`,
+          { limit: ctx.limits.suspectsPerSecond },
+        );
+      }
+      onSuspect(socket, ctx, request, ack);
+    }),
   );
   socket.on('disconnect', (reason) => {
     clearTimeout(joinTimer);
@@ -261,7 +281,8 @@ function onReport(
 ): void {
   const { peerId, room: name } = socket.data;
   const room = name === undefined ? undefined : ctx.registry.room(name);
-  const peer = room?.members.find((m) => m.id === peerId);
+  // A benched peer still reports (its last step before the ejection).
+  const peer = room === undefined ? undefined : ctx.registry.peer(room, peerId);
   if (room === undefined || peer === undefined) {
     throw topkError('ERR_BAD_MESSAGE', 'report: join a room first', {});
   }
@@ -282,6 +303,48 @@ function onReport(
     { room: room.name, step: mismatch.step, hashes: mismatch.hashes },
   );
   socket.nsp.to(roomChannel(room.name)).emit('mismatch', mismatch);
+}
+
+/**
+ * A ring neighbour is accused (ejection.ts judges): counted, logged, and
+ * when the accused is taken out of the ring, told why and the room told
+ * its new membership. A refusal goes back through the ack (guard).
+ */
+function onSuspect(
+  socket: PeerSocket,
+  ctx: ServerContext,
+  request: SuspectRequest,
+  ack: (reply: SuspectReply) => void,
+): void {
+  const accuser = socket.data.peerId;
+  if (accuser === undefined) {
+    throw topkError('ERR_BAD_MESSAGE', 'suspect: join a room first', {
+      reason: 'not-in-ring',
+    });
+  }
+  const { room, outcome } = ctx.registry.accuse(accuser, request);
+  ctx.metrics.accusations.inc({
+    reason: request.reason,
+    verdict: outcome.verdict,
+  });
+  log(
+    '%s accuses %s in %s (%s: %s): %s',
+    accuser,
+    request.peerId,
+    room.name,
+    request.reason,
+    request.detail ?? '',
+    outcome.verdict,
+  );
+  if (outcome.verdict === 'strike') {
+    ack({ ok: true, verdict: 'strike', strikes: outcome.strikes });
+    return;
+  }
+  const ejection = outcome.ejection;
+  ctx.metrics.ejections.inc({ room: room.name, reason: ejection.reason });
+  ctx.sockets.get(ejection.peerId)?.emit('ejected', ejection);
+  ack({ ok: true, verdict: 'ejected', strikes: 0 });
+  ctx.membershipChanged(room, room.name);
 }
 
 function departed(socket: PeerSocket, ctx: ServerContext, reason: string) {

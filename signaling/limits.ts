@@ -39,6 +39,17 @@ export interface ServerLimits {
   readonly peerTimeoutMs: number;
   /** How long a restarted server keeps ring places for peers to rejoin. */
   readonly rejoinGraceMs: number;
+  /** Sustained `suspect` events per second per connection... */
+  readonly suspectsPerSecond: number;
+  /** ...and the burst above it. */
+  readonly suspectBurst: number;
+  /**
+   * Most ejections one peer's accusations may cause within
+   * {@link ejectionWindowMs}; further accusations are refused
+   * (`ERR_RATE_LIMIT`), so one peer cannot empty the ring.
+   */
+  readonly maxEjectionsPerAccuser: number;
+  readonly ejectionWindowMs: number;
 }
 
 /** Defaults sized for a few dozen peers exchanging WebRTC negotiation. */
@@ -53,6 +64,10 @@ export const DEFAULT_LIMITS: ServerLimits = {
   joinTimeoutMs: 30_000,
   peerTimeoutMs: 5000,
   rejoinGraceMs: 10_000,
+  suspectsPerSecond: 2,
+  suspectBurst: 10,
+  maxEjectionsPerAccuser: 3,
+  ejectionWindowMs: 60_000,
 };
 
 /**

@@ -6,7 +6,10 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 
-import type { PeerReport } from '../shared/signaling-protocol.ts';
+import {
+  SUSPECT_REASONS,
+  type PeerReport,
+} from '../shared/signaling-protocol.ts';
 
 /** The metrics of one server. */
 export class SignalingMetrics {
@@ -50,6 +53,18 @@ export class SignalingMetrics {
     name: 'topk_signaling_model_hash_mismatches_total',
     help: 'Steps at which peers of a room reported different model hashes',
     labelNames: ['room'] as const,
+    registers: [this.registry],
+  });
+  readonly accusations = new Counter({
+    name: 'topk_signaling_accusations_total',
+    help: 'Accusations of a ring neighbour accepted, by reason and verdict (ejected, strike)',
+    labelNames: ['reason', 'verdict'] as const,
+    registers: [this.registry],
+  });
+  readonly ejections = new Counter({
+    name: 'topk_room_ejections_total',
+    help: 'Peers taken out of a room ring on a neighbour accusation, by reason',
+    labelNames: ['room', 'reason'] as const,
     registers: [this.registry],
   });
   readonly roomPeers = new Gauge({
@@ -114,6 +129,8 @@ export class SignalingMetrics {
     this.roomGeneration.remove({ room });
     this.roomStep.remove({ room });
     this.mismatches.remove({ room });
+    for (const reason of SUSPECT_REASONS)
+      this.ejections.remove({ room, reason });
   }
 
   /** Sets a peer's gauges from its report. */

@@ -107,6 +107,16 @@ export function roomStatus(room: Room): RoomStatus {
       toMismatch(room.name, m.step, m.hashes),
     ),
     mismatchCount: room.mismatchCount,
+    benched: room.benched.map((b) => ({
+      id: b.peer.id,
+      kind: b.peer.kind,
+      connected: b.peer.connected,
+      reason: b.reason,
+      untilMs: b.untilMs,
+      ejections: room.timesEjected.get(b.peer.id) ?? 1,
+    })),
+    ejections: room.ejections.map((e) => ({ ...e })),
+    ejectionCount: room.ejectionCount,
   };
 }
 

@@ -15,7 +15,12 @@ import {
   describeFingerprintDifference,
   type ModelFingerprint,
 } from '../shared/fingerprint.ts';
-import type { JoinRequest, PeerKind } from '../shared/signaling-protocol.ts';
+import type {
+  EjectionStatus,
+  JoinRequest,
+  PeerKind,
+  SuspectReason,
+} from '../shared/signaling-protocol.ts';
 import { newPeerTrack, type PeerTrack } from './room-status.ts';
 
 /** One ring place and what its peer last reported. */
@@ -31,6 +36,14 @@ export interface PeerRecord {
    */
   resumeKey: string | undefined;
   track: PeerTrack;
+}
+
+/** A peer taken out of the ring, waiting to be put back. */
+export interface BenchedPeer {
+  readonly peer: PeerRecord;
+  readonly reason: SuspectReason;
+  /** When the server puts it back in the ring (ms, `now()` clock). */
+  untilMs: number;
 }
 
 /** A room: one training job. */
@@ -50,6 +63,17 @@ export interface Room {
   readonly hashes: Map<number, Map<string, string>>;
   readonly mismatches: { step: number; hashes: Map<string, string> }[];
   mismatchCount: number;
+  /** Peers out of the ring for a while (ejected); see rooms.ts. */
+  benched: BenchedPeer[];
+  /** The latest ejections, for the status API (bounded). */
+  readonly ejections: EjectionStatus[];
+  ejectionCount: number;
+  /** Peer id -> times it was ejected (its bench doubles each time). */
+  readonly timesEjected: Map<string, number>;
+  /** Peer id -> steps at which it missed a straggler deadline. */
+  readonly strikes: Map<string, number[]>;
+  /** Accuser id -> when its accusations ejected someone (ms). */
+  readonly ejectionsCaused: Map<string, number[]>;
 }
 
 /**
@@ -108,6 +132,12 @@ export function newRoom(
     hashes: new Map(),
     mismatches: [],
     mismatchCount: 0,
+    benched: [],
+    ejections: [],
+    ejectionCount: 0,
+    timesEjected: new Map(),
+    strikes: new Map(),
+    ejectionsCaused: new Map(),
   };
 }
 

@@ -15,6 +15,11 @@
  * holds those ring places, unchanged and in the same generation, for the
  * other peers to reclaim within a grace period. Training goes on over the
  * existing links because no peer sees its ring change.
+ *
+ * Ejection (ejection.ts): a ring neighbour's accusation can take a peer
+ * out of the ring for a while. It stays in the room, benched: connected,
+ * told the membership, but in no ring place; it is put back at the end
+ * of the ring when its bench is over.
  */
 import debugFactory from 'debug';
 
@@ -24,8 +29,18 @@ import type {
   JoinRequest,
   Membership,
   SignalRequest,
+  SuspectRequest,
 } from '../shared/signaling-protocol.ts';
 import { constantTimeEqual } from './admission.ts';
+import {
+  accuse,
+  benchedPlace,
+  forget,
+  nextBenchEndMs,
+  readmitDue,
+  unbench,
+  type AccusationOutcome,
+} from './ejection.ts';
 import type { ServerLimits } from './limits.ts';
 import {
   checkConfig,
@@ -124,7 +139,8 @@ export class RoomRegistry {
     const slot =
       claimed === undefined
         ? undefined
-        : room.members.find((m) => m.id === claimed);
+        : (room.members.find((m) => m.id === claimed) ??
+          benchedPlace(room, claimed)?.peer);
     if (claimed !== undefined && slot === undefined) {
       const other = this.#peerRooms.get(claimed);
       if (other !== undefined) {
@@ -152,13 +168,78 @@ export class RoomRegistry {
   leave(peerId: string): Room | undefined {
     const room = this.#roomOf(peerId);
     if (room === undefined) return undefined;
-    room.members = room.members.filter((m) => m.id !== peerId);
     this.#peerRooms.delete(peerId);
+    if (unbench(room, peerId)) {
+      // Benched: no ring place, so no new generation.
+      log('%s: %s left from the bench', room.name, peerId);
+      if (this.#isEmpty(room)) this.#emptied(room);
+      return room;
+    }
+    room.members = room.members.filter((m) => m.id !== peerId);
+    forget(room, peerId);
     this.#endRestore(room);
     room.generation += 1;
     log('%s: %s left, generation %d', room.name, peerId, room.generation);
-    if (room.members.length === 0) this.#emptied(room);
+    if (this.#isEmpty(room)) this.#emptied(room);
     return room;
+  }
+
+  /**
+   * A ring member accuses a neighbour (ejection.ts): returns the room and
+   * what happened. Throws `ERR_BAD_MESSAGE` or `ERR_RATE_LIMIT` when the
+   * accusation is refused; nothing changes then.
+   */
+  accuse(
+    accuserId: string,
+    request: SuspectRequest,
+  ): { room: Room; outcome: AccusationOutcome } {
+    const room = this.#roomOf(accuserId);
+    if (room === undefined) {
+      throw topkError('ERR_BAD_MESSAGE', 'suspect: join a room first', {
+        reason: 'not-in-ring',
+      });
+    }
+    const outcome = accuse(
+      room,
+      accuserId,
+      request,
+      this.#options.limits,
+      this.#now(),
+    );
+    return { room, outcome };
+  }
+
+  /**
+   * Puts back the benched peers of room `name` whose bench is over;
+   * forgets those that disconnected meanwhile. Returns the room when
+   * anything changed.
+   */
+  readmitBenched(name: string): Room | undefined {
+    const room = this.#rooms.get(name);
+    if (room === undefined) return undefined;
+    const { changed, dropped } = readmitDue(room, this.#now());
+    for (const id of dropped) this.#peerRooms.delete(id);
+    if (!changed && dropped.length === 0) return undefined;
+    if (changed) {
+      log('%s: bench over, generation %d', room.name, room.generation);
+    }
+    if (this.#isEmpty(room)) this.#emptied(room);
+    return room;
+  }
+
+  /** When the next bench of room `name` ends (`now()` clock), if any. */
+  benchEndMs(name: string): number | undefined {
+    const room = this.#rooms.get(name);
+    return room === undefined ? undefined : nextBenchEndMs(room);
+  }
+
+  /** The record of `peerId` in `room`, in the ring or on the bench. */
+  peer(room: Room, peerId: string | undefined): PeerRecord | undefined {
+    if (peerId === undefined) return undefined;
+    return (
+      room.members.find((m) => m.id === peerId) ??
+      benchedPlace(room, peerId)?.peer
+    );
   }
 
   /**
@@ -174,7 +255,7 @@ export class RoomRegistry {
     if (absent === 0) return undefined;
     room.generation += 1;
     log('%s: restore over, %d never came back', room.name, absent);
-    if (room.members.length === 0) this.#emptied(room);
+    if (this.#isEmpty(room)) this.#emptied(room);
     return room;
   }
 
@@ -202,6 +283,14 @@ export class RoomRegistry {
     }
     const size = room.members.length;
     const at = room.members.findIndex((m) => m.id === fromId);
+    if (at < 0) {
+      throw topkError(
+        'ERR_BAD_MESSAGE',
+        `signal: ${fromId} is benched, not in the ring of generation ` +
+          `${room.generation}`,
+        { generation: room.generation },
+      );
+    }
     const next = room.members[(at + 1) % size]!;
     const prev = room.members[(at - 1 + size) % size]!;
     const target = [next, prev].find(
@@ -255,7 +344,7 @@ export class RoomRegistry {
       room.config.limits.maxPeers,
       this.#options.limits.maxPeersPerRoom,
     );
-    if (room.members.length >= maxPeers) {
+    if (room.members.length + room.benched.length >= maxPeers) {
       throw topkError(
         'ERR_ADMISSION',
         `room ${JSON.stringify(room.name)} is full (${maxPeers} peers)`,
@@ -353,6 +442,10 @@ export class RoomRegistry {
       if (!m.connected) this.#peerRooms.delete(m.id);
     }
     room.members = room.members.filter((m) => m.connected);
+  }
+
+  #isEmpty(room: Room): boolean {
+    return room.members.length === 0 && room.benched.length === 0;
   }
 
   #emptied(room: Room): void {

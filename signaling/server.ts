@@ -137,6 +137,11 @@ export async function startSignalingServer(
   });
   const sockets = new Map<string, PeerSocket>();
   const restoreTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Per room: the timer that puts benched peers back, and when. */
+  const benchTimers = new Map<
+    string,
+    { timer: ReturnType<typeof setTimeout>; atMs: number }
+  >();
   let closing = false;
 
   const httpServer = createServer(
@@ -228,6 +233,28 @@ export async function startSignalingServer(
     metrics.setRoom(name, room.members.length, room.generation, room.step);
     io.to(roomChannel(name)).emit('membership', registry.membership(room));
     scheduleRestoreEnd(room);
+    scheduleBenchEnd(name);
+  }
+
+  /** Arms the timer for the room's earliest bench end (ejection.ts). */
+  function scheduleBenchEnd(name: string): void {
+    const atMs = registry.benchEndMs(name);
+    const armed = benchTimers.get(name);
+    if (armed !== undefined && armed.atMs === atMs) return;
+    if (armed !== undefined) clearTimeout(armed.timer);
+    benchTimers.delete(name);
+    if (atMs === undefined) return;
+    const timer = setTimeout(
+      () => {
+        benchTimers.delete(name);
+        if (closing) return;
+        const changed = registry.readmitBenched(name);
+        if (changed !== undefined) announce(changed, name);
+        else scheduleBenchEnd(name);
+      },
+      Math.max(0, atMs - Date.now()),
+    );
+    benchTimers.set(name, { timer, atMs });
   }
 
   function scheduleRestoreEnd(room: Room): void {
@@ -304,6 +331,8 @@ export async function startSignalingServer(
         live.close();
         for (const timer of restoreTimers.values()) clearTimeout(timer);
         restoreTimers.clear();
+        for (const { timer } of benchTimers.values()) clearTimeout(timer);
+        benchTimers.clear();
         await new Promise<void>((resolve) => {
           // io.close() disconnects every socket, then closes httpServer.
           void io.close(() => resolve());

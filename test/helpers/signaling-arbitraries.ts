@@ -121,12 +121,24 @@ const leave = fc.record(
   { requiredKeys: [] },
 );
 
+const suspect = fc.record(
+  {
+    generation: fc.nat(30),
+    peerId,
+    reason: fc.constantFrom('silent', 'malformed', 'unreachable', 'straggler'),
+    detail: fc.string({ maxLength: 220 }),
+    step: fc.nat(1000),
+  },
+  { requiredKeys: ['generation', 'peerId', 'reason'] },
+);
+
 /** A valid (or nearly valid) payload of each event. */
 export const VALID_PAYLOADS: Record<ClientEventName, fc.Arbitrary<unknown>> = {
   join,
   signal,
   report,
   leave,
+  suspect,
 };
 
 /** Values a field may wrongly hold. */

@@ -93,6 +93,9 @@ function status(ids: string[]): RoomStatus {
     hashCheck: null,
     mismatches: [],
     mismatchCount: 0,
+    benched: [],
+    ejections: [],
+    ejectionCount: 0,
   };
 }
 
