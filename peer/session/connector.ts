@@ -11,7 +11,7 @@
  */
 import createDebug from 'debug';
 
-import { topkError } from '../../shared/errors.ts';
+import { isTopkError, topkError } from '../../shared/errors.ts';
 import type { RingLink } from '../../shared/link.ts';
 import type { SignalingClient } from '../../shared/signaling-client.ts';
 import type {
@@ -23,7 +23,11 @@ import { RingSimulator } from '../../shared/simulator.ts';
 import type { WebRtcBinding } from '../webrtc/bindings.ts';
 import { FramedChannel } from '../webrtc/framed-channel.ts';
 import { PeerChannel, type SignalData } from '../webrtc/peer-channel.ts';
-import { WebRtcRingLink } from '../webrtc/ring-link.ts';
+import {
+  WebRtcRingLink,
+  type InjectedFault,
+  type LinkSide,
+} from '../webrtc/ring-link.ts';
 
 const log = createDebug('topk:session:connector');
 
@@ -39,6 +43,13 @@ export interface RingConnectorOptions {
   readonly connectTimeoutMs: number;
   /** Largest logical message accepted from a neighbour. */
   readonly maxMessageBytes: number;
+  /** Heartbeats on the data channels, and the silence that is a departure. */
+  readonly heartbeatMs: number;
+  readonly peerTimeoutMs: number;
+  /** The room, carried by heartbeats. */
+  readonly room: string;
+  /** Test only: a fault the links of this peer inject (test-fault.ts). */
+  readonly fault?: InjectedFault;
 }
 
 /** A ring link plus what is needed to close it. */
@@ -68,8 +79,9 @@ export class RingConnector {
 
   /**
    * Opens the channels of `generation` for a peer at `position`. Rejects
-   * with `ERR_PEER_GONE` when a neighbour does not connect in time; every
-   * channel opened by the failed attempt is closed.
+   * with `ERR_PEER_GONE` when a neighbour does not connect in time (its
+   * `context.unopened` names the sides that did not open); every channel
+   * opened by the failed attempt is closed.
    */
   async connect(
     generation: number,
@@ -107,6 +119,14 @@ export class RingConnector {
         maxMessageBytes: this.#options.maxMessageBytes,
         maxLength: 2 ** 28,
       },
+      heartbeat: {
+        room: this.#options.room,
+        generation,
+        peerId: label,
+        heartbeatMs: this.#options.heartbeatMs,
+        peerTimeoutMs: this.#options.peerTimeoutMs,
+      },
+      fault: this.#options.fault,
     });
     try {
       await withTimeout(
@@ -116,10 +136,19 @@ export class RingConnector {
         signal,
       );
     } catch (error) {
+      const unopened: LinkSide[] = [];
+      if (toNext.state !== 'open') unopened.push('next');
+      if (!pair && fromPrev.state !== 'open') unopened.push('prev');
       toNext.destroy();
       fromPrev.destroy();
       this.#channels.clear();
-      throw error;
+      if (!isTopkError(error, 'ERR_PEER_GONE')) throw error;
+      throw topkError(
+        error.code,
+        error.message,
+        { ...error.context, unopened },
+        error,
+      );
     }
     log('%s: generation %d connected', label, generation);
 

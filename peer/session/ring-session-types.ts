@@ -5,6 +5,10 @@
  */
 import type { TopkRingError } from '../../shared/errors.ts';
 import type { SignalingClient } from '../../shared/signaling-client.ts';
+import type {
+  Ejection,
+  SuspectReason,
+} from '../../shared/signaling-protocol.ts';
 import type { StepRecord, Trainer } from '../training/trainer.ts';
 import type { RingConnector } from './connector.ts';
 import type { Totals } from './reports.ts';
@@ -35,6 +39,20 @@ export type RingSessionEvent =
       readonly generation: number;
       readonly side: 'prev' | 'next';
       readonly peerId: string;
+    }
+  | {
+      /** This peer told the server a neighbour misbehaves; the verdict
+       * (`ejected`, `strike`) or the refusal's error code. */
+      readonly type: 'suspected';
+      readonly generation: number;
+      readonly peerId: string;
+      readonly reason: SuspectReason;
+      readonly verdict: string;
+    }
+  | {
+      /** The server took this peer out of the ring for a while. */
+      readonly type: 'ejected';
+      readonly ejection: Ejection;
     }
   | {
       /** The ring is a new run's and smaller than the room's minPeers. */

@@ -11,6 +11,17 @@
  * of the old one are closed and those of the new one opened. A step in
  * flight is aborted when a ring member departs.
  *
+ * Faults of a neighbour are told to the server as accusations
+ * (`suspect`, signaling/ejection.ts), which takes the accused out of the
+ * ring for a while: a neighbour silent on the data channel for
+ * peerTimeoutMs, one whose channel closed without a goodbye or never
+ * opened, one that sent a message the codec, framing or all-reduce
+ * refused, and a previous peer that missed the step's straggler deadline
+ * (straggler.ts). The step in flight is aborted (its selection goes back
+ * into the residual) except for a straggler, which is only slow. A peer
+ * that is itself taken out waits, benched, until the server puts it back
+ * in the ring, and gets the ring's weights in the next handshake.
+ *
  * What differs by platform comes in through {@link RingSessionOptions}:
  * the WebRTC binding, checkpoints (Node), and the data of a generation
  * (a tab downloads its shard).
@@ -20,14 +31,20 @@
  */
 import createDebug from 'debug';
 
-import { isTopkError, topkError } from '../../shared/errors.ts';
+import {
+  isTopkError,
+  topkError,
+  type TopkRingError,
+} from '../../shared/errors.ts';
 import type { SignalingClient } from '../../shared/signaling-client.ts';
 import type {
   Membership,
   RingPosition,
+  SuspectReason,
 } from '../../shared/signaling-protocol.ts';
 import type { Trainer } from '../training/trainer.ts';
 import type { WebRtcBinding } from '../webrtc/bindings.ts';
+import type { InjectedFault, LinkSide } from '../webrtc/ring-link.ts';
 import { RingConnector, type GenerationLink } from './connector.ts';
 import {
   waitForMembership,
@@ -36,6 +53,7 @@ import {
 } from './membership.ts';
 import { reportStep, type Totals } from './reports.ts';
 import { finishTogether, openGeneration } from './generation-start.ts';
+import { StragglerDeadline, watchFirstHop } from './straggler.ts';
 import type {
   Placement,
   RingSessionEvent,
@@ -53,6 +71,7 @@ const log = createDebug('topk:session:ring');
 export function ringConnector(
   client: SignalingClient,
   binding: WebRtcBinding,
+  options: { fault?: InjectedFault } = {},
 ): RingConnector {
   const config = client.config;
   return new RingConnector({
@@ -61,6 +80,10 @@ export function ringConnector(
     iceServers: config.iceServers as RTCIceServer[],
     connectTimeoutMs: Math.max(10_000, config.limits.peerTimeoutMs * 4),
     maxMessageBytes: config.limits.maxMessageBytes,
+    heartbeatMs: config.limits.heartbeatMs,
+    peerTimeoutMs: config.limits.peerTimeoutMs,
+    room: client.membership.room,
+    fault: options.fault,
   });
 }
 
@@ -90,6 +113,13 @@ export class RingSession {
   #attempted = -1;
   /** The data of this generation, being readied: its failure, if any. */
   #prepared: Promise<unknown> | undefined;
+  /** This peer's neighbours in the generation it last tried to join. */
+  #position: RingPosition | undefined;
+  /** Accusations made, `generation/peer` (and `/step` for stragglers). */
+  readonly #accused = new Set<string>();
+  readonly #deadline: StragglerDeadline;
+  /** The next step follows an evaluation or checkpoint: no deadline. */
+  #afterPause = false;
   #closed = false;
 
   constructor(options: RingSessionOptions) {
@@ -98,6 +128,7 @@ export class RingSession {
     this.#trainer = options.trainer;
     this.#fresh = options.fresh;
     this.#connector = options.connector;
+    this.#deadline = new StragglerDeadline(options.trainer.config.limits);
     options.signal?.addEventListener('abort', () => this.#stop.abort(), {
       once: true,
     });
@@ -113,6 +144,16 @@ export class RingSession {
     const offMembership = this.#client.on('membership', (m) =>
       this.#abortIfSuperseded(m),
     );
+    const offEjected = this.#client.on('ejected', (ejection) => {
+      log(
+        'taken out of the ring by %s (%s: %s); benched %d ms',
+        ejection.accuser,
+        ejection.reason,
+        ejection.detail,
+        ejection.benchMs,
+      );
+      this.#emit({ type: 'ejected', ejection });
+    });
     let stopped = false;
     let dataFailure: unknown;
     try {
@@ -146,6 +187,7 @@ export class RingSession {
       }
     } finally {
       offMembership();
+      offEjected();
     }
     if (dataFailure !== undefined) throw dataFailure;
     const last = this.#link;
@@ -236,15 +278,41 @@ export class RingSession {
       abort.signal,
       AbortSignal.timeout(config.limits.stepTimeoutMs),
     ]);
+    const step = trainer.step;
+    let link = (this.#link as GenerationLink).link;
+    const deadlineMs = this.#deadline.deadlineMs();
+    const position = this.#position;
+    // No deadline for a generation's first step (the handshake and any
+    // weights transfer skew the start) nor after an evaluation or
+    // checkpoint (each peer takes its own time over them).
+    if (
+      deadlineMs !== undefined &&
+      position !== undefined &&
+      position.size > 1 &&
+      step > this.#placement.firstStep &&
+      !this.#afterPause
+    ) {
+      const generation = this.#placement.generation;
+      link = watchFirstHop(link, deadlineMs, (waitedMs) =>
+        this.#accuse(
+          generation,
+          position.prev,
+          'straggler',
+          `waited ${Math.round(waitedMs)} ms for its first message of ` +
+            `step ${step} (deadline ${Math.round(deadlineMs)} ms, own ` +
+            `compute ${Math.round(this.#deadline.medianMs() ?? 0)} ms)`,
+          step,
+        ),
+      );
+    }
+    this.#afterPause = false;
     let record;
     try {
-      record = await trainer.runStep(
-        { ...this.#placement, link: (this.#link as GenerationLink).link },
-        signal,
-      );
+      record = await trainer.runStep({ ...this.#placement, link }, signal);
     } finally {
       this.#stepAbort = undefined;
     }
+    this.#deadline.record(record.computeMs + record.selectMs);
     this.#totals = {
       bytesSent: this.#totals.bytesSent + record.bytesSent,
       bytesReceived: this.#totals.bytesReceived + record.bytesReceived,
@@ -256,6 +324,7 @@ export class RingSession {
     const perEpoch = trainer.stepsPerEpoch(this.#placement.peers);
     let evaluation: { loss: number; accuracy?: number } | undefined;
     if (done % perEpoch === 0 && done !== totalSteps) {
+      this.#afterPause = true;
       evaluation = trainer.evaluate();
       this.#emit({
         type: 'evaluation',
@@ -266,7 +335,10 @@ export class RingSession {
     }
     const every = config.checkpointEvery;
     if (this.#options.checkpoint !== undefined && every > 0) {
-      if (done % every === 0) await this.#options.checkpoint(this.#placement);
+      if (done % every === 0) {
+        this.#afterPause = true;
+        await this.#options.checkpoint(this.#placement);
+      }
     }
     reportStep(this.#client, trainer, {
       record,
@@ -290,6 +362,7 @@ export class RingSession {
     await this.#link?.close();
     this.#link = undefined;
     this.#attempted = generation;
+    this.#position = position;
     const placement: Placement = {
       generation,
       ringIndex: position.ringIndex,
@@ -311,11 +384,7 @@ export class RingSession {
       this.#emitNeighbours(generation, position, 'connecting');
       link = await this.#connector.connect(generation, position, signal);
       this.#emitNeighbours(generation, position, 'open');
-      link.webrtc?.on('departed', (side) => {
-        this.#stepAbort?.abort(`the ${side} ring neighbour departed`);
-        const peerId = side === 'next' ? position.next : position.prev;
-        this.#emit({ type: 'departed', generation, side, peerId });
-      });
+      this.#watchNeighbours(link, generation, position);
       const opened = await openGeneration(
         {
           room: this.#options.room,
@@ -333,6 +402,7 @@ export class RingSession {
     } catch (error) {
       // Without a handshake the generation is not joined: the link goes.
       await link?.close().catch(() => {});
+      this.#blameConnect(error, generation, position);
       throw error;
     } finally {
       this.#stepAbort = undefined;
@@ -344,6 +414,116 @@ export class RingSession {
     this.#placement = { ...placement, firstStep: startStep };
     this.#generations++;
     this.#emit({ type: 'generation', ...placement, totalSteps });
+  }
+
+  /**
+   * Turns what the link sees of its neighbours into step aborts, events
+   * and accusations (see the module comment).
+   */
+  #watchNeighbours(
+    link: GenerationLink,
+    generation: number,
+    position: RingPosition,
+  ): void {
+    const webrtc = link.webrtc;
+    if (webrtc === undefined) return;
+    const peerOf = (side: LinkSide) =>
+      side === 'next' ? position.next : position.prev;
+    webrtc.on('departed', (side, info) => {
+      this.#stepAbort?.abort(`the ${side} ring neighbour departed`);
+      this.#emit({ type: 'departed', generation, side, peerId: peerOf(side) });
+      // A goodbye, or this peer's own close (or silence verdict), is no
+      // fault of the neighbour's.
+      if (info.remoteSaidBye || info.initiatedLocally) return;
+      this.#accuse(
+        generation,
+        peerOf(side),
+        'unreachable',
+        `its channel closed without a goodbye` +
+          (info.error === undefined ? '' : `: ${info.error.message}`),
+      );
+    });
+    webrtc.on('silent', (side, silentMs) => {
+      this.#stepAbort?.abort(`the ${side} ring neighbour is silent`);
+      this.#accuse(
+        generation,
+        peerOf(side),
+        'silent',
+        `no byte on the data channel for ${Math.round(silentMs)} ms`,
+      );
+    });
+    webrtc.on('fault', (error, side) => {
+      this.#stepAbort?.abort(`the ${side} ring neighbour sent a bad message`);
+      this.#accuse(generation, peerOf(side), 'malformed', error.message);
+    });
+  }
+
+  /** A connect that failed on a side accuses the neighbour there. */
+  #blameConnect(
+    error: unknown,
+    generation: number,
+    position: RingPosition,
+  ): void {
+    if (!isTopkError(error, 'ERR_PEER_GONE')) return;
+    const unopened = error.context['unopened'];
+    if (!Array.isArray(unopened)) return;
+    for (const side of unopened as LinkSide[]) {
+      this.#accuse(
+        generation,
+        side === 'next' ? position.next : position.prev,
+        'unreachable',
+        `its data channel did not open: ${error.message}`,
+      );
+    }
+  }
+
+  /**
+   * Tells the server, once per generation and neighbour (per step for a
+   * straggler), that `peerId` misbehaves. The verdict is logged and
+   * reported as an event; a refusal (the ring changed meanwhile, the
+   * accuser's budget is spent) changes nothing here.
+   */
+  #accuse(
+    generation: number,
+    peerId: string,
+    reason: SuspectReason,
+    detail: string,
+    step?: number,
+  ): void {
+    if (peerId === this.#client.peerId || this.#closed) return;
+    const key =
+      `${generation}/${peerId}` + (step === undefined ? '' : `/${step}`);
+    if (this.#accused.has(key)) return;
+    this.#accused.add(key);
+    if (this.#accused.size > 256) {
+      this.#accused.delete(this.#accused.values().next().value as string);
+    }
+    log(
+      'accusing %s in generation %d (%s: %s)',
+      peerId,
+      generation,
+      reason,
+      detail,
+    );
+    void this.#client
+      .suspect({
+        generation,
+        peerId,
+        reason,
+        detail: detail.slice(0, 200),
+        ...(step === undefined ? {} : { step }),
+      })
+      .then((reply) => {
+        const verdict = reply.ok ? reply.verdict : reply.error.code;
+        log('accusation of %s (%s): %s', peerId, reason, verdict);
+        this.#emit({
+          type: 'suspected',
+          generation,
+          peerId,
+          reason,
+          verdict,
+        });
+      });
   }
 
   // TODO(#5): a shard that downloads slower than the others' step timeout
@@ -384,6 +564,7 @@ export class RingSession {
     if (!isTopkError(error)) throw error;
     const failed = Math.max(this.#placement.generation, this.#attempted);
     log('step failed in generation %d: %s', failed, error.message);
+    this.#blameMessage(error, failed);
     this.#emit({ type: 'step-failed', generation: failed, error });
     // The links of a failed generation are not used again.
     await this.#link?.close().catch(() => {});
@@ -393,6 +574,17 @@ export class RingSession {
       cause: error,
       signal: this.#stop.signal,
     });
+  }
+
+  /**
+   * A step or handshake refused a message (`ERR_BAD_MESSAGE`: a lie or a
+   * malformed message): every message comes from the previous peer.
+   */
+  #blameMessage(error: TopkRingError, generation: number): void {
+    const position = this.#position;
+    if (error.code !== 'ERR_BAD_MESSAGE' || position === undefined) return;
+    if (generation !== this.#attempted || position.size < 2) return;
+    this.#accuse(generation, position.prev, 'malformed', error.message);
   }
 
   #emitNeighbours(

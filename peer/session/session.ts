@@ -7,11 +7,14 @@
  */
 import path from 'node:path';
 
+import createDebug from 'debug';
+
 import {
   parseRoomConfig,
   type RoomConfig,
   type RoomConfigInput,
 } from '../../shared/config.ts';
+import { topkError } from '../../shared/errors.ts';
 import { SignalingClient } from '../../shared/signaling-client.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { loadDataset } from '../data/registry.ts';
@@ -21,7 +24,10 @@ import { Trainer, type StepRecord } from '../training/trainer.ts';
 import { loadBinding, type WebRtcBindingName } from '../webrtc/bindings.ts';
 import { fetchRoomConfig, fingerprintFor } from './join-fingerprint.ts';
 import { RingSession, ringConnector } from './ring-session.ts';
+import { parseTestFault, TEST_FAULT_VARIABLE } from './test-fault.ts';
 import type { Placement } from './ring-session-types.ts';
+
+const log = createDebug('topk:session');
 
 /** Settings of {@link runPeerSession}. */
 export interface PeerSessionOptions {
@@ -125,6 +131,8 @@ export async function runPeerSession(
     early === undefined
       ? undefined
       : fingerprintFor(early.config, early.dataset);
+  // Test only: TOPK_TEST_FAULT (test-fault.ts); refused before connecting.
+  const fault = parseTestFault(process.env[TEST_FAULT_VARIABLE]);
   const binding = await loadBinding(options.webrtc);
   let client;
   try {
@@ -143,7 +151,7 @@ export async function runPeerSession(
   }
   // Listening for the neighbours' offers starts now, before the data set
   // loads: the relay keeps nothing for a peer that does not listen.
-  const connector = ringConnector(client, binding);
+  const connector = ringConnector(client, binding, { fault });
   let trainer: Trainer | undefined;
   let session: RingSession | undefined;
   try {
@@ -182,6 +190,7 @@ export async function runPeerSession(
       config,
     });
     const owned = trainer;
+    const perturb = testPerturbation();
     session = new RingSession({
       client,
       trainer: owned,
@@ -194,6 +203,7 @@ export async function runPeerSession(
         if (event.type === 'generation' || event.type === 'evaluation') {
           emit(event);
         } else if (event.type === 'step') {
+          perturb?.(owned);
           emit({ type: 'step', record: event.record });
         }
       },
@@ -244,4 +254,35 @@ function writeCheckpoint(
 ): Promise<void> {
   const dir = path.join(root, `step-${String(trainer.step).padStart(7, '0')}`);
   return saveCheckpoint(dir, trainer, { room, ...placement });
+}
+
+/** Test only: see {@link testPerturbation}. */
+const PERTURB_ENV = 'TOPK_TEST_PERTURB_STEP';
+
+/**
+ * Test only (issue 6): with `TOPK_TEST_PERTURB_STEP=N` in the environment,
+ * this peer nudges one of its weights once, right after step N, as a
+ * memory fault or a backend bug would, so a test can watch the ring find
+ * the disagreement and resynchronise the peer. Undefined without it.
+ */
+function testPerturbation(): ((trainer: Trainer) => void) | undefined {
+  const raw = process.env[PERTURB_ENV];
+  if (raw === undefined || raw === '') return undefined;
+  const atStep = Number(raw);
+  if (!Number.isSafeInteger(atStep) || atStep < 1) {
+    throw topkError(
+      'ERR_BAD_CONFIG',
+      `${PERTURB_ENV}: expected a step (an integer >= 1), got ${raw}`,
+      { value: raw },
+    );
+  }
+  let done = false;
+  return (trainer) => {
+    if (done || trainer.step !== atStep) return;
+    done = true;
+    const weights = trainer.weights.slice();
+    weights[0] = (weights[0] ?? 0) + 1e-3;
+    trainer.restoreState({ step: trainer.step, weights });
+    log('%s set: weight 0 nudged after step %d', PERTURB_ENV, atStep);
+  };
 }
