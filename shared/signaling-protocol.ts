@@ -419,12 +419,30 @@ export interface RoomStatus {
   readonly mismatches: readonly HashMismatch[];
   /** All mismatches seen since the room was created. */
   readonly mismatchCount: number;
+  /** The latest automatic resyncs after a mismatch (most recent last,
+   * bounded). */
+  readonly resyncs: readonly ResyncStatus[];
+  /** All resyncs since the room was created. */
+  readonly resyncCount: number;
   /** Peers taken out of the ring, waiting to be put back. */
   readonly benched: readonly BenchedStatus[];
   /** The latest ejections (most recent last, bounded). */
   readonly ejections: readonly EjectionStatus[];
   /** All ejections since the room was created. */
   readonly ejectionCount: number;
+}
+
+/**
+ * A resync: the weights of the ring's peers disagreed at `step`, and the
+ * server started `generation`, of the same members, whose handshake hands
+ * the weights most peers hold to the others (`peers`, as the hashes at
+ * `step` said).
+ */
+export interface ResyncStatus {
+  readonly step: number;
+  readonly generation: number;
+  readonly peers: readonly string[];
+  readonly atMs: number;
 }
 
 /** A benched peer as the status shows it. */

@@ -34,6 +34,7 @@ import {
   type ServerLimits,
 } from './limits.ts';
 import type { SignalingMetrics } from './metrics.ts';
+import { resyncIfDue } from './resync.ts';
 import { recordReport } from './room-status.ts';
 import type { Room, RoomRegistry } from './rooms.ts';
 
@@ -291,18 +292,29 @@ function onReport(
   ctx.history.record(room.name, peer, report, nowMs);
   ctx.metrics.setPeer(room.name, peer.id, report);
   ctx.metrics.roomStep.set({ room: room.name }, room.step);
-  if (mismatch === undefined) return;
-
-  ctx.metrics.mismatches.inc({ room: room.name });
-  const hashes = mismatch.hashes
-    .map((h) => `${h.peerId}=${h.modelHash}`)
-    .join(', ');
+  if (mismatch !== undefined) {
+    ctx.metrics.mismatches.inc({ room: room.name });
+    const hashes = mismatch.hashes
+      .map((h) => `${h.peerId}=${h.modelHash}`)
+      .join(', ');
+    ctx.warn(
+      `model hash mismatch in room ${room.name} at step ${mismatch.step}: ` +
+        hashes,
+      { room: room.name, step: mismatch.step, hashes: mismatch.hashes },
+    );
+    socket.nsp.to(roomChannel(room.name)).emit('mismatch', mismatch);
+  }
+  if (report.modelHash === undefined) return;
+  const resync = resyncIfDue(room, report.step, nowMs);
+  if (resync === undefined) return;
+  ctx.metrics.resyncs.inc({ room: room.name });
   ctx.warn(
-    `model hash mismatch in room ${room.name} at step ${mismatch.step}: ` +
-      hashes,
-    { room: room.name, step: mismatch.step, hashes: mismatch.hashes },
+    `room ${room.name}: generation ${resync.generation} resynchronises ` +
+      `the weights of ${resync.peers.join(', ')} from a ring neighbour ` +
+      `(they disagreed at step ${resync.step})`,
+    { room: room.name, ...resync },
   );
-  socket.nsp.to(roomChannel(room.name)).emit('mismatch', mismatch);
+  ctx.membershipChanged(room, room.name);
 }
 
 /**

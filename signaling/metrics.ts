@@ -55,6 +55,12 @@ export class SignalingMetrics {
     labelNames: ['room'] as const,
     registers: [this.registry],
   });
+  readonly resyncs = new Counter({
+    name: 'topk_room_resyncs_total',
+    help: 'New generations started to resynchronise disagreeing weights',
+    labelNames: ['room'] as const,
+    registers: [this.registry],
+  });
   readonly accusations = new Counter({
     name: 'topk_signaling_accusations_total',
     help: 'Accusations of a ring neighbour accepted, by reason and verdict (ejected, strike)',
@@ -129,6 +135,7 @@ export class SignalingMetrics {
     this.roomGeneration.remove({ room });
     this.roomStep.remove({ room });
     this.mismatches.remove({ room });
+    this.resyncs.remove({ room });
     for (const reason of SUSPECT_REASONS)
       this.ejections.remove({ room, reason });
   }

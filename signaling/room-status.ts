@@ -40,7 +40,8 @@ export function newPeerTrack(): PeerTrack {
 
 /**
  * Records `report` from `peer` of `room`. Returns the mismatch when this
- * report makes the hashes at its step disagree for the first time.
+ * report makes the hashes at its step (in its generation) disagree for
+ * the first time at that step.
  */
 export function recordReport(
   room: Room,
@@ -56,7 +57,8 @@ export function recordReport(
 
   peer.track.modelHash = report.modelHash;
   peer.track.modelHashStep = report.step;
-  const atStep = hashesAt(room, report.step);
+  const atStep = hashesAt(room, report.step, report.generation ?? -1);
+  if (atStep === undefined) return undefined;
   atStep.set(peer.id, report.modelHash);
   if (new Set(atStep.values()).size < 2) return undefined;
 
@@ -68,14 +70,30 @@ export function recordReport(
   return toMismatch(room.name, report.step, atStep);
 }
 
-function hashesAt(room: Room, step: number): Map<string, string> {
-  let atStep = room.hashes.get(step);
-  if (atStep === undefined) {
-    atStep = new Map();
-    room.hashes.set(step, atStep);
-    if (room.hashes.size > HASH_STEPS_KEPT) {
-      room.hashes.delete(Math.min(...room.hashes.keys()));
-    }
+/**
+ * The hashes reported at `step` in `generation`, to which a report of that
+ * generation adds its own; undefined for a report older than the hashes
+ * held. Only hashes of one generation are compared: a step that some
+ * peers completed and others aborted is redone in the next generation
+ * (on other batches), and the hashes its first run gave are no longer
+ * anyone's weights.
+ */
+function hashesAt(
+  room: Room,
+  step: number,
+  generation: number,
+): Map<string, string> | undefined {
+  const held = room.hashes.get(step);
+  const heldGeneration = room.hashGenerations.get(step) ?? -1;
+  if (held !== undefined && heldGeneration > generation) return undefined;
+  if (held !== undefined && heldGeneration === generation) return held;
+  const atStep = new Map<string, string>();
+  room.hashes.set(step, atStep);
+  room.hashGenerations.set(step, generation);
+  if (room.hashes.size > HASH_STEPS_KEPT) {
+    const oldest = Math.min(...room.hashes.keys());
+    room.hashes.delete(oldest);
+    room.hashGenerations.delete(oldest);
   }
   return atStep;
 }
@@ -107,6 +125,8 @@ export function roomStatus(room: Room): RoomStatus {
       toMismatch(room.name, m.step, m.hashes),
     ),
     mismatchCount: room.mismatchCount,
+    resyncs: room.resyncs.map((r) => ({ ...r, peers: [...r.peers] })),
+    resyncCount: room.resyncCount,
     benched: room.benched.map((b) => ({
       id: b.peer.id,
       kind: b.peer.kind,

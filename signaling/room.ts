@@ -19,6 +19,7 @@ import type {
   EjectionStatus,
   JoinRequest,
   PeerKind,
+  ResyncStatus,
   SuspectReason,
 } from '../shared/signaling-protocol.ts';
 import { newPeerTrack, type PeerTrack } from './room-status.ts';
@@ -61,8 +62,13 @@ export interface Room {
   /** State of model-hash checks; see room-status.ts. */
   step: number;
   readonly hashes: Map<number, Map<string, string>>;
+  /** Step -> the generation whose hashes `hashes` holds for it. */
+  readonly hashGenerations: Map<number, number>;
   readonly mismatches: { step: number; hashes: Map<string, string> }[];
   mismatchCount: number;
+  /** The latest automatic resyncs (resync.ts), for the status API. */
+  readonly resyncs: ResyncStatus[];
+  resyncCount: number;
   /** Peers out of the ring for a while (ejected); see rooms.ts. */
   benched: BenchedPeer[];
   /** The latest ejections, for the status API (bounded). */
@@ -130,8 +136,11 @@ export function newRoom(
     restoreUntilMs: undefined,
     step: 0,
     hashes: new Map(),
+    hashGenerations: new Map(),
     mismatches: [],
     mismatchCount: 0,
+    resyncs: [],
+    resyncCount: 0,
     benched: [],
     ejections: [],
     ejectionCount: 0,

@@ -26,6 +26,8 @@ export interface PeerProcessOptions {
   readonly maxTest?: number;
   /** Appends the process's stderr (its debug log) to this file. */
   readonly logFile?: string;
+  /** Variables added to the process's environment. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** A running peer process. */
@@ -67,6 +69,7 @@ export async function startPeerProcess(
   const child = fork(BIN, args, {
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     execArgv: [],
+    env: { ...process.env, ...options.env },
   });
   let stderr = '';
   const logStream =

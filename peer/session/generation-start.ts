@@ -53,7 +53,19 @@ export async function openGeneration(
     return { startStep: plan.startStep, waiting };
   }
   if (plan.rollback[context.ringIndex]) trainer.rollback();
+  const ownHash = fresh ? '' : trainer.modelHash();
   await transferState(context, plan, trainer);
+  if (!fresh && plan.fresh[context.ringIndex]) {
+    // Held weights the others do not: a resync (issue 6).
+    log(
+      '%s: weights %s disagreed with the ring; resynchronised to %s at ' +
+        'step %d from the previous peer',
+      context.peerId,
+      ownHash,
+      trainer.modelHash(),
+      plan.startStep,
+    );
+  }
   log(
     '%s: generation %d starts at step %d (%d peers)',
     context.peerId,

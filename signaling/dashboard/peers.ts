@@ -48,7 +48,10 @@ export function hashBanner(status: RoomStatus | null): HTMLElement {
   const check = status.hashCheck;
   const earlier =
     status.mismatchCount > 0
-      ? ` · ${status.mismatchCount} mismatch${status.mismatchCount === 1 ? '' : 'es'} so far, last at step ${status.mismatches.at(-1)?.step ?? '?'}`
+      ? ` · ${status.mismatchCount} mismatch${status.mismatchCount === 1 ? '' : 'es'} so far, last at step ${status.mismatches.at(-1)?.step ?? '?'}` +
+        (status.resyncCount > 0
+          ? `, ${status.resyncCount} resync${status.resyncCount === 1 ? '' : 's'} from a neighbour`
+          : '')
       : '';
   if (check === null) {
     return h(

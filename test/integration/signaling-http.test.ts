@@ -27,10 +27,11 @@ describe('HTTP status, health and metrics', () => {
   it('serves rooms with peers kept current from reports', T, async () => {
     const a = await join({ backend: 'wasm' });
     const b = await join({ kind: 'browser', backend: 'webgl' });
-    await membershipWhere(a, (m) => m.members.length === 2);
+    const joined = await membershipWhere(a, (m) => m.members.length === 2);
     const mismatch = nextClientEvent(a, 'mismatch');
     a.report({
       step: 7,
+      generation: joined.generation,
       loss: 0.25,
       bytesSent: 1000,
       bytesReceived: 2000,
@@ -39,12 +40,23 @@ describe('HTTP status, health and metrics', () => {
     });
     b.report({
       step: 7,
+      generation: joined.generation,
       loss: 0.3,
       bytesSent: 10,
       bytesReceived: 20,
       modelHash: 'bbbb',
     });
     assert.equal((await mismatch).step, 7);
+    // The disagreement starts a new generation of the same ring, whose
+    // handshake hands b the weights of a (a tie goes to ring index 0).
+    const resynced = await membershipWhere(
+      a,
+      (m) => m.generation === joined.generation + 1,
+    );
+    assert.deepEqual(
+      resynced.members.map((m) => m.peerId),
+      joined.members.map((m) => m.peerId),
+    );
 
     const one = await httpGet(`${state.server.url}/api/rooms/main`);
     assert.equal(one.status, 200);
@@ -72,7 +84,13 @@ describe('HTTP status, health and metrics', () => {
     assert.equal(status.peers[1]?.modelHash, 'bbbb');
     assert.equal(status.mismatchCount, 1);
     assert.equal(status.hashCheck?.agreed, false);
-    assert.equal(warnings.length, 1);
+    assert.equal(status.resyncCount, 1);
+    assert.deepEqual(
+      status.resyncs.map((r) => [r.step, r.generation, r.peers]),
+      [[7, resynced.generation, [b.peerId]]],
+    );
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[1] ?? '', /resynchronises the weights of \S+/);
 
     const list = JSON.parse(
       (await httpGet(`${state.server.url}/api/rooms`)).body,
@@ -109,6 +127,7 @@ describe('HTTP status, health and metrics', () => {
       metrics.body,
       /topk_signaling_model_hash_mismatches_total\{room="main"\} 1/,
     );
+    assert.match(metrics.body, /topk_room_resyncs_total\{room="main"\} 1/);
     assert.match(metrics.body, /topk_peer_step\{room="main",peer="[^"]+"\} 7/);
     assert.match(metrics.body, /topk_signaling_connections 2/);
     a.close();

@@ -93,6 +93,8 @@ function status(ids: string[]): RoomStatus {
     hashCheck: null,
     mismatches: [],
     mismatchCount: 0,
+    resyncs: [],
+    resyncCount: 0,
     benched: [],
     ejections: [],
     ejectionCount: 0,

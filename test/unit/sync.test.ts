@@ -254,6 +254,79 @@ describe('the generation handshake', () => {
     for (const t of trainers) t.dispose();
   });
 
+  it('resynchronises a peer whose weights differ at the same step', async () => {
+    const trainers = [trainer('a'), trainer('b'), trainer('c')];
+    await train(trainers, new RingSimulator({ peers: 3 }), 0, 0, 4);
+    // Peer 1's weights drift (a bit flipped in memory, a bug): the ring
+    // goes on summing the same updates, so the drift stays.
+    const drifted = trainers[1].weights.slice();
+    drifted[7] += 1e-3;
+    trainers[1].restoreState({ step: trainers[1].step, weights: drifted });
+    await train(trainers, new RingSimulator({ peers: 3 }), 0, 4, 2);
+    const hashes = trainers.map((t) => t.modelHash());
+    assert.equal(hashes[0], hashes[2]);
+    assert.notEqual(hashes[1], hashes[0]);
+
+    // The server saw the hashes disagree and started generation 1 of the
+    // same ring: nobody is a newcomer, yet peer 1 receives the weights.
+    const start = await handshake(trainers, 1, [false, false, false]);
+    assert.equal(start, 6);
+    assert.deepEqual(
+      trainers.map((t) => [t.step, t.modelHash()]),
+      trainers.map(() => [6, hashes[0]]),
+    );
+    assert.equal(trainers[1].compressor.residualNorm(), 0);
+
+    await train(trainers, new RingSimulator({ peers: 3 }), 1, 6, 3);
+    assert.equal(new Set(trainers.map((t) => t.modelHash())).size, 1);
+    for (const t of trainers) t.dispose();
+  });
+
+  it('resynchronises a drifted peer that is one step ahead', async () => {
+    const trainers = [trainer('a'), trainer('b')];
+    await train(trainers, new RingSimulator({ peers: 2 }), 0, 0, 3);
+    const drifted = trainers[1].weights.slice();
+    drifted[0] -= 1e-3;
+    trainers[1].restoreState({ step: trainers[1].step, weights: drifted });
+    const reference = trainers[0].modelHash();
+    // Peer 1 completes step 3 alone (peer 0 aborted it): one step ahead,
+    // and its weights before that step are not the ring's either.
+    const simulator = new RingSimulator({ peers: 2 });
+    simulator.setFaultHook((event) => (event.to === 0 ? 'drop' : 'deliver'));
+    const controller = new AbortController();
+    const outcomes = await Promise.allSettled(
+      trainers.map((t, ringIndex) => {
+        const running = t.runStep(
+          {
+            generation: 0,
+            ringIndex,
+            peers: 2,
+            link: simulator.links[ringIndex],
+            firstStep: 0,
+          },
+          ringIndex === 0 ? controller.signal : undefined,
+        );
+        if (ringIndex === 0) setImmediate(() => controller.abort('lost'));
+        return running;
+      }),
+    );
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['rejected', 'fulfilled'],
+    );
+
+    const start = await handshake(trainers, 1, [false, false]);
+    assert.equal(start, 3);
+    assert.deepEqual(
+      trainers.map((t) => [t.step, t.modelHash()]),
+      [
+        [3, reference],
+        [3, reference],
+      ],
+    );
+    for (const t of trainers) t.dispose();
+  });
+
   it('hands a newcomer the weights and step of the ring', async () => {
     const ring = [trainer('a'), trainer('b')];
     await train(ring, new RingSimulator({ peers: 2 }), 0, 0, 5);
