@@ -129,7 +129,6 @@ export class WebRtcRingLink
     this.mailbox = new Mailbox(options.mailbox);
     this.#heartbeat = options.heartbeat;
     this.#fault = options.fault;
-    this.#listen();
     const heartbeat = this.#heartbeat;
     if (heartbeat !== undefined) {
       // Ticks at a quarter of the heartbeat period (at most 250 ms): a
@@ -141,6 +140,7 @@ export class WebRtcRingLink
       });
       this.#timer = setInterval(() => this.#tick(), tickMs);
     }
+    this.#listen();
   }
 
   /** Encoded message bytes sent to the next peer (chunk headers not included). */

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import type { SessionSummary } from '../../peer/session/session.ts';
+import type { EjectionStatus } from '../../shared/signaling-protocol.ts';
+import {
+  describeRun,
+  fixturePath,
+  isolationNote,
+  runChild,
+} from './helpers/isolated-child.ts';
+
+// A peer misbehaves on its data channels while its signaling connection
+// stays up (fixtures/ring-fault-run.ts, TOPK_TEST_FAULT): its neighbours
+// accuse it, the server benches it, the other two re-form the ring and
+// train on; it comes back after its bench, receives the weights, and the
+// three end identical. Only the faulty peer is ever ejected.
+
+interface Result {
+  readonly ids: string[];
+  readonly ejections: EjectionStatus[];
+  readonly detectionMs?: number;
+  readonly recoveryMs?: number;
+  readonly generations: number;
+  readonly summaries: (SessionSummary | string)[];
+}
+
+/** The room's peerTimeoutMs in the fixture. */
+const PEER_TIMEOUT_MS = 1500;
+
+async function faultRun(mode: 'silent' | 'garbage'): Promise<Result> {
+  const run = await runChild<Result>(fixturePath('ring-fault-run.ts'), [mode], {
+    timeoutMs: 240_000,
+  });
+  assert.equal(run.code, 0, describeRun(run));
+  const result = run.result as Result;
+  const finished = result.summaries.map((s) =>
+    typeof s === 'string' ? assert.fail(s) : s,
+  );
+  // 1,200 samples over 3 peers x 16 per step: 25 steps an epoch, 4 epochs.
+  for (const summary of finished) assert.equal(summary.steps, 100);
+  assert.equal(
+    new Set(finished.map((s) => s.modelHash)).size,
+    1,
+    finished.map((s) => s.modelHash).join(' '),
+  );
+  const faulty = result.ids[2];
+  assert.ok(result.ejections.length >= 1, 'nobody was ejected');
+  for (const ejection of result.ejections) {
+    assert.equal(ejection.peerId, faulty, JSON.stringify(ejection));
+  }
+  assert.ok(result.ids.slice(0, 2).includes(result.ejections[0]!.accuser));
+  // It came back: it trained in a ring of three again after its bench.
+  assert.ok(finished[2]!.generations >= 2);
+  assert.ok((run.exitAfterResultMs ?? Infinity) < 10_000);
+  return result;
+}
+
+describe(`a peer misbehaving on its data channels (${isolationNote()})`, () => {
+  it('silent, its server connection up: ejected within about peerTimeoutMs, the others identical', async (t) => {
+    const result = await faultRun('silent');
+    assert.equal(result.ejections[0]!.reason, 'silent');
+    const detected = result.detectionMs ?? Infinity;
+    const recovered = result.recoveryMs ?? Infinity;
+    t.diagnostic(
+      `silent peer ejected ${Math.round(detected)} ms after its last step, ` +
+        `ring of two training ${Math.round(recovered)} ms after it`,
+    );
+    // The timeout, not something else, found it; with room for a
+    // loaded machine.
+    assert.ok(detected >= PEER_TIMEOUT_MS - 200, `${detected} ms`);
+    assert.ok(detected <= PEER_TIMEOUT_MS + 1500, `${detected} ms`);
+    assert.ok(recovered <= PEER_TIMEOUT_MS + 3000, `${recovered} ms`);
+  });
+
+  it('sending garbage: ejected at once as malformed, the others identical', async (t) => {
+    const result = await faultRun('garbage');
+    assert.equal(result.ejections[0]!.reason, 'malformed');
+    assert.match(result.ejections[0]!.detail, /msgpack|decode/);
+    const detected = result.detectionMs ?? Infinity;
+    t.diagnostic(`garbage sender ejected ${Math.round(detected)} ms after`);
+    assert.ok(detected < PEER_TIMEOUT_MS, `${detected} ms`);
+  });
+});
