@@ -8,6 +8,9 @@
  *                               connection stays up
  *   TOPK_TEST_FAULT=garbage@5   its first all-reduce message of step 5 is
  *                               replaced by bytes that do not decode
+ *   TOPK_TEST_FAULT=slow@5:400  from step 5 on, the first message of each
+ *                               step leaves 400 ms late (a straggler) in
+ *                               that generation
  *
  * Once per process: the generations after the fault are normal, so the
  * peer can be put back in the ring and finish. See InjectedFault in
@@ -27,17 +30,27 @@ export function parseTestFault(
   value: string | undefined,
 ): InjectedFault | undefined {
   if (value === undefined || value === '') return undefined;
-  const match = /^(silent|garbage)@(\d{1,9})$/.exec(value);
+  const match = /^(silent|garbage)@(\d{1,9})$|^slow@(\d{1,9}):(\d{1,6})$/.exec(
+    value,
+  );
   if (match === null) {
     throw topkError(
       'ERR_BAD_CONFIG',
-      `${TEST_FAULT_VARIABLE}: expected silent@STEP or garbage@STEP, got ` +
-        JSON.stringify(value.slice(0, 40)),
+      `${TEST_FAULT_VARIABLE}: expected silent@STEP, garbage@STEP or ` +
+        `slow@STEP:MS, got ${JSON.stringify(value.slice(0, 40))}`,
       { setting: TEST_FAULT_VARIABLE },
     );
   }
+  if (match[3] !== undefined) {
+    return {
+      kind: 'slow',
+      step: Number(match[3]),
+      delayMs: Number(match[4]),
+      fired: false,
+    };
+  }
   return {
-    kind: match[1] as InjectedFault['kind'],
+    kind: match[1] as 'silent' | 'garbage',
     step: Number(match[2]),
     fired: false,
   };

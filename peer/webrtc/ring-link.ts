@@ -57,13 +57,17 @@ export interface HeartbeatOptions {
  * A fault this link injects, for tests of the ring's fault handling
  * (set through TOPK_TEST_FAULT, see session/test-fault.ts): from its
  * first all-reduce message of step `step` or later, `silent` sends
- * nothing more (heartbeats included) while still receiving, and
- * `garbage` replaces that one message with bytes that do not decode.
- * `fired` is shared by the links of one process, so it happens once.
+ * nothing more (heartbeats included) while still receiving, `garbage`
+ * replaces that one message with bytes that do not decode, and `slow`
+ * sends the first message of every step `delayMs` late (a straggler),
+ * for the rest of that generation. `fired` is shared by the links of one
+ * process, so it happens in one generation only.
  */
 export interface InjectedFault {
-  readonly kind: 'silent' | 'garbage';
+  readonly kind: 'silent' | 'garbage' | 'slow';
   readonly step: number;
+  /** `slow`: the delay of each step's first message. */
+  readonly delayMs?: number;
   fired: boolean;
 }
 
@@ -117,6 +121,8 @@ export class WebRtcRingLink
   readonly #heartbeatsInFlight = new Set<FramedChannel>();
   /** The injected fault `silent` took effect on this link. */
   #mute = false;
+  /** The injected fault `slow` took effect on this link. */
+  #slow = false;
   #bytesSent = 0;
   #bytesReceived = 0;
 
@@ -176,10 +182,14 @@ export class WebRtcRingLink
       fault.fired = true;
       debug('%s: injecting fault %s', this.#label, fault.kind);
       if (fault.kind === 'silent') this.#mute = true;
+      else if (fault.kind === 'slow') this.#slow = true;
       else bytes = garbage(bytes.byteLength);
     }
     // A muted link pretends to send: the message goes nowhere.
     if (this.#mute) return;
+    if (this.#slow && message.phase < 3) {
+      await new Promise((resolve) => setTimeout(resolve, fault?.delayMs));
+    }
     try {
       await this.#next.sendMessage(bytes, signal);
     } catch (error) {

@@ -14,7 +14,9 @@ import {
 // stays up (fixtures/ring-fault-run.ts, TOPK_TEST_FAULT): its neighbours
 // accuse it, the server benches it, the other two re-form the ring and
 // train on; it comes back after its bench, receives the weights, and the
-// three end identical. Only the faulty peer is ever ejected.
+// three end identical. Only the faulty peer is ever ejected: a straggler's
+// victims wait as long as its next peer, but at later hops, and accuse
+// nobody (peer/session/straggler.ts).
 
 interface Result {
   readonly ids: string[];
@@ -28,7 +30,7 @@ interface Result {
 /** The room's peerTimeoutMs in the fixture. */
 const PEER_TIMEOUT_MS = 1500;
 
-async function faultRun(mode: 'silent' | 'garbage'): Promise<Result> {
+async function faultRun(mode: 'silent' | 'garbage' | 'slow'): Promise<Result> {
   const run = await runChild<Result>(fixturePath('ring-fault-run.ts'), [mode], {
     timeoutMs: 240_000,
   });
@@ -80,5 +82,14 @@ describe(`a peer misbehaving on its data channels (${isolationNote()})`, () => {
     const detected = result.detectionMs ?? Infinity;
     t.diagnostic(`garbage sender ejected ${Math.round(detected)} ms after`);
     assert.ok(detected < PEER_TIMEOUT_MS, `${detected} ms`);
+  });
+
+  it('a straggler (each step 400 ms late): dropped at its third missed deadline, never its victims', async () => {
+    const result = await faultRun('slow');
+    const ejection = result.ejections[0]!;
+    assert.equal(ejection.reason, 'straggler');
+    assert.match(ejection.detail, /first message of step \d+/);
+    // Strikes at steps 8, 9 and 10 (stragglerStrikes 3).
+    assert.ok(ejection.step >= 9 && ejection.step <= 12, `${ejection.step}`);
   });
 });
