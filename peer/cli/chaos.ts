@@ -1,14 +1,28 @@
 /**
- * `topk-ring chaos`: trains with N local peers while random peers are
- * killed (SIGKILL) and restarted, then checks that every live peer ends
- * with the same weights; prints the faults, the recoveries and how long
- * they took. With `--baseline`, a run without faults of the same job
- * comes first, for the accuracy to compare with.
+ * `topk-ring chaos` (`npm run chaos`): a signaling server and 4 peer
+ * processes train mlp on mnist while, every 20-40 s for 5 minutes, a
+ * random peer is killed (SIGKILL) and restarted 3 s later; then checks
+ * that every live peer ends with the same weights and, with `--baseline`
+ * (a run of the same job without faults first), that the test accuracy is
+ * within one point of the baseline's. Prints the faults, the recoveries
+ * and how long they took. As root on Linux it re-executes itself in a
+ * network namespace of its own with loopback only (`--no-isolate` keeps
+ * the host's loopback). Exits 2 when the replicas differ, 3 when the
+ * accuracy is off by more than a point.
  */
 import type { Command } from 'commander';
 
 import { formatBytes } from '../../shared/format.ts';
-import { runChaos } from '../launcher/chaos.ts';
+import {
+  ACCURACY_TOLERANCE_POINTS,
+  compareAccuracy,
+  runChaos,
+} from '../launcher/chaos.ts';
+import {
+  isIsolated,
+  isolationUnavailable,
+  reexecIsolated,
+} from '../launcher/isolation.ts';
 import { launch } from '../launcher/launcher.ts';
 import { DEFAULT_WEBRTC_BINDING } from '../webrtc/bindings.ts';
 import { integerOption, numberOption, reportFailure } from './options.ts';
@@ -28,6 +42,7 @@ interface ChaosCliOptions {
   baseline?: boolean;
   logDir?: string;
   json?: boolean;
+  isolate: boolean;
 }
 
 /** Adds `chaos` to `program`. */
@@ -86,6 +101,10 @@ export function registerChaosCommand(program: Command): void {
     )
     .option('--baseline', 'first run the same job without faults')
     .option('--log-dir <dir>', "write each peer's log (stderr) here")
+    .option(
+      '--no-isolate',
+      "run on the host's loopback, not in a network namespace of its own",
+    )
     .option('--json', 'print the summary as JSON')
     .action(async (options: ChaosCliOptions) => {
       try {
@@ -97,6 +116,25 @@ export function registerChaosCommand(program: Command): void {
 }
 
 async function chaos(options: ChaosCliOptions): Promise<void> {
+  const say = (line: string): void => {
+    if (options.json !== true) console.log(line);
+  };
+  let network: string;
+  if (isIsolated()) {
+    network = 'isolated: own network namespace, loopback only';
+  } else {
+    const unavailable = options.isolate ? isolationUnavailable() : 'asked';
+    if (unavailable === null) {
+      say('network: re-running in a network namespace of its own');
+      process.exitCode = await reexecIsolated();
+      return;
+    }
+    network =
+      unavailable === 'asked'
+        ? "not isolated (--no-isolate): the host's loopback"
+        : `not isolated (${unavailable}): the host's loopback`;
+  }
+  say(`network: ${network}`);
   const config = {
     model: 'mlp' as const,
     dataset: 'mnist' as const,
@@ -105,9 +143,6 @@ async function chaos(options: ChaosCliOptions): Promise<void> {
     batchSize: 32,
     learningRate: 0.1,
     seed: options.seed,
-  };
-  const say = (line: string): void => {
-    if (options.json !== true) console.log(line);
   };
   let baselineAccuracy: number | undefined;
   if (options.baseline === true) {
@@ -141,28 +176,53 @@ async function chaos(options: ChaosCliOptions): Promise<void> {
     logDir: options.logDir,
     onLog: say,
   });
-  const result = { ...summary, baselineAccuracy };
+  const { accuracyDifferencePoints, accuracyWithinTolerance } = compareAccuracy(
+    summary.testAccuracy,
+    baselineAccuracy,
+  );
+  const result = {
+    ...summary,
+    network,
+    baselineAccuracy,
+    accuracyDifferencePoints,
+    accuracyWithinTolerance,
+  };
   if (options.json === true) {
     console.log(JSON.stringify(result, null, 2));
   } else {
     say(
-      `faults: ${summary.kills} kills, ${summary.restarts} restarts; ` +
+      `faults for ${(summary.faultsForMs / 1000).toFixed(0)} s ` +
+        `(window ${options.duration} s): ${summary.kills} kills, ` +
+        `${summary.restarts} restarts; ` +
         `${summary.recoveryMs.length} recoveries, median ` +
         `${(summary.medianRecoveryMs / 1000).toFixed(1)} s, max ` +
         `${(summary.maxRecoveryMs / 1000).toFixed(1)} s`,
     );
     say(
-      `${summary.finished} peers finished ${summary.steps} steps; replicas ` +
+      `${summary.finished} peers finished ${summary.steps} steps` +
+        (summary.lateJoiners > 0
+          ? ` (${summary.lateJoiners} restarted after the run ended, stopped)`
+          : '') +
+        `; replicas ` +
         `${summary.identical ? 'identical' : 'DIFFER'}: ${summary.modelHashes.join(' ')}`,
     );
     say(
+      `steps kept rising: longest stall ${(summary.longestStallMs / 1000).toFixed(1)} s`,
+    );
+    say(
       `test accuracy ${percent(summary.testAccuracy)}` +
-        (baselineAccuracy === undefined
-          ? ''
-          : ` (without faults ${percent(baselineAccuracy)})`),
+        (accuracyDifferencePoints === undefined
+          ? ' (no baseline: run with --baseline to compare)'
+          : `, without faults ${percent(baselineAccuracy)}: ` +
+            `${accuracyDifferencePoints >= 0 ? '+' : ''}` +
+            `${accuracyDifferencePoints.toFixed(2)} points, ` +
+            (accuracyWithinTolerance === true
+              ? `within ${ACCURACY_TOLERANCE_POINTS} point`
+              : `MORE than ${ACCURACY_TOLERANCE_POINTS} point off`)),
     );
   }
   if (!summary.identical) process.exitCode = 2;
+  else if (accuracyWithinTolerance === false) process.exitCode = 3;
 }
 
 function percent(value: number | undefined): string {

@@ -54,6 +54,14 @@ export interface ChaosSummary {
   readonly recoveryMs: readonly number[];
   readonly medianRecoveryMs: number;
   readonly maxRecoveryMs: number;
+  /** Milliseconds from the first step until faults stopped: the end of the
+   * fault window, or the end of the run if that came first. */
+  readonly faultsForMs: number;
+  /** The longest time between two steps completed by any peer, from the
+   * first step to the end of the run: how long training stalled. */
+  readonly longestStallMs: number;
+  /** Restarted peers that found the run over and were stopped. */
+  readonly lateJoiners: number;
   /** Peers that finished the run, and their weights hashes. */
   readonly finished: number;
   readonly modelHashes: readonly string[];
@@ -68,6 +76,44 @@ interface Slot {
   process: PeerProcess;
   alive: boolean;
   generation: number;
+  /** Completed a step: it holds the ring's weights and finishes with it. */
+  stepped: boolean;
+  /** Its process has ended (finished, failed or killed). */
+  settled: boolean;
+  /** Its summary, or undefined for a peer that was killed. */
+  outcome: Promise<SessionSummary | undefined>;
+}
+
+/** Most the accuracy may differ from the baseline's, in points. */
+export const ACCURACY_TOLERANCE_POINTS = 1;
+
+/** How a run's test accuracy compares with the baseline's (both 0-1). */
+export interface AccuracyComparison {
+  /** Run minus baseline, in percentage points; undefined without both. */
+  readonly accuracyDifferencePoints: number | undefined;
+  /** Within {@link ACCURACY_TOLERANCE_POINTS}; undefined without both. */
+  readonly accuracyWithinTolerance: boolean | undefined;
+}
+
+/** Compares a chaos run's accuracy with a run without faults. */
+export function compareAccuracy(
+  accuracy: number | undefined,
+  baseline: number | undefined,
+): AccuracyComparison {
+  if (accuracy === undefined || baseline === undefined) {
+    return {
+      accuracyDifferencePoints: undefined,
+      accuracyWithinTolerance: undefined,
+    };
+  }
+  const points = (accuracy - baseline) * 100;
+  return {
+    accuracyDifferencePoints: points,
+    // A hair of slack for the float subtraction (0.9712 - 0.9612 is a
+    // bit over 0.01); a NaN accuracy is never within tolerance.
+    accuracyWithinTolerance:
+      Math.abs(points) <= ACCURACY_TOLERANCE_POINTS + 1e-9,
+  };
 }
 
 /** Runs the chaos scenario; see the module comment. */
@@ -85,13 +131,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   });
   const rng = new Rng(options.seed);
   const slots: Slot[] = [];
-  const finished: Promise<SessionSummary | undefined>[] = [];
   const recoveryMs: number[] = [];
   let pendingKill: { atMs: number; generation: number } | undefined;
   let firstStepMs: number | undefined;
+  let lastStepMs: number | undefined;
+  let longestStallMs = 0;
+  let endedMs: number | undefined;
   /** Set when the first peer finished: no more faults or restarts. */
   let ending = false;
   let kills = 0;
+  let lateJoiners = 0;
   let restarts = 0;
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const later = (ms: number, work: () => void): void => {
@@ -107,7 +156,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     const event = message.event;
     if (event.type === 'generation') slot.generation = event.generation;
     if (event.type !== 'step') return;
-    firstStepMs ??= performance.now();
+    slot.stepped = true;
+    const nowMs = performance.now();
+    firstStepMs ??= nowMs;
+    if (lastStepMs !== undefined && endedMs === undefined) {
+      longestStallMs = Math.max(longestStallMs, nowMs - lastStepMs);
+    }
+    lastStepMs = nowMs;
     if (
       pendingKill !== undefined &&
       event.record.generation > pendingKill.generation
@@ -122,7 +177,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   };
 
   const start = async (): Promise<void> => {
-    const slot = { alive: true, generation: -1 } as Slot;
+    const slot = {
+      alive: true,
+      generation: -1,
+      stepped: false,
+      settled: false,
+    } as Slot;
     slot.process = await startPeerProcess(
       slots.length,
       server.url,
@@ -140,17 +200,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
       (message) => onEvent(slot, message),
     );
     slots.push(slot);
-    finished.push(
-      slot.process.finished.then(
-        (summary) => {
-          ending = true;
-          return summary;
-        },
-        (error: unknown) => {
-          if (slot.alive) throw error;
-          return undefined;
-        },
-      ),
+    slot.outcome = slot.process.finished.then(
+      (summary) => {
+        ending = true;
+        endedMs ??= performance.now();
+        return summary;
+      },
+      (error: unknown) => {
+        if (slot.alive) throw error;
+        return undefined;
+      },
+    );
+    // Settled either way; a failure is rethrown where outcomes are awaited.
+    void slot.outcome.then(
+      () => (slot.settled = true),
+      () => (slot.settled = true),
     );
   };
 
@@ -192,16 +256,27 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   try {
     for (let i = 0; i < options.peers; i++) await start();
     scheduleKill();
-    // Peers restarted later add their promise to `finished` before the
-    // earlier ones settle, so wait until no new one appears.
-    let settled = 0;
-    while (settled < finished.length) {
-      const count = finished.length;
-      await Promise.all(finished.slice(settled, count));
-      settled = count;
-      await new Promise((resolve) =>
-        setTimeout(resolve, options.restartAfterMs + 100),
-      );
+    // Peers restarted later join the slots while earlier ones run, so
+    // look again until every slot has settled.
+    for (;;) {
+      const pending = slots.filter((s) => !s.settled);
+      if (pending.length === 0) break;
+      if (ending && pending.every((s) => !s.stepped)) {
+        // Restarted near the end, these newcomers found the run over:
+        // nobody is left to hand them the weights, and they wait alone.
+        for (const slot of pending) {
+          slot.alive = false;
+          slot.process.child.kill('SIGKILL');
+        }
+        lateJoiners += pending.length;
+        say(`${pending.length} peer(s) restarted too late to rejoin; stopped`);
+      }
+      await Promise.race([
+        ...pending.map((s) => s.outcome),
+        new Promise((resolve) =>
+          later(options.restartAfterMs + 100, () => resolve(undefined)),
+        ),
+      ]);
     }
   } finally {
     for (const timer of timers) clearTimeout(timer);
@@ -210,7 +285,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     await server.close();
   }
 
-  const summaries = (await Promise.all(finished)).filter(
+  const summaries = (await Promise.all(slots.map((s) => s.outcome))).filter(
     (s): s is SessionSummary => s !== undefined,
   );
   const sorted = [...recoveryMs].sort((a, b) => a - b);
@@ -223,6 +298,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     medianRecoveryMs:
       sorted.length === 0 ? 0 : sorted[Math.floor(sorted.length / 2)],
     maxRecoveryMs: sorted.length === 0 ? 0 : sorted[sorted.length - 1],
+    faultsForMs:
+      firstStepMs === undefined
+        ? 0
+        : Math.min(
+            options.faultWindowMs,
+            (endedMs ?? performance.now()) - firstStepMs,
+          ),
+    longestStallMs,
+    lateJoiners,
     finished: summaries.length,
     modelHashes,
     identical: new Set(modelHashes).size === 1,

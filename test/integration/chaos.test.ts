@@ -20,6 +20,8 @@ describe(`peers killed and restarted mid-run (${isolationNote()})`, () => {
     assert.equal(summary.recoveryMs.length, summary.kills);
     // Detected within the room's peer timeout (5 s), not socket.io's 45 s.
     assert.ok(summary.maxRecoveryMs < 10_000, `${summary.maxRecoveryMs} ms`);
+    // The step count kept rising: no pause longer than a recovery.
+    assert.ok(summary.longestStallMs < 10_000, `${summary.longestStallMs} ms`);
     assert.ok(summary.finished >= 2, `${summary.finished} peers finished`);
     assert.ok(summary.identical, summary.modelHashes.join(' '));
     // 1,200 samples over 3 peers x 16 per step: 25 steps an epoch.

@@ -12,8 +12,13 @@
  * Protocol: the child prints one line `RESULT <json>` when it is done and
  * must then exit by itself; the runner measures how long that takes.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+
+import {
+  ISOLATED_PREFIX,
+  isolationUnavailable,
+} from '../../../peer/launcher/isolation.ts';
 
 /** How one child run ended. */
 export interface ChildRun<T> {
@@ -157,43 +162,12 @@ function detectIsolation(): Isolation {
 }
 
 function probeIsolation(): Isolation {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) {
-    return { prefix: [], note: 'not isolated: not root on Linux; loopback' };
-  }
-  const missing = ['unshare', 'ip'].filter(
-    (tool) => spawnSync('which', [tool]).status !== 0,
-  );
-  if (missing.length > 0) {
-    return {
-      prefix: [],
-      note: `not isolated: ${missing.join(', ')} missing; loopback`,
-    };
-  }
-  const probe = spawnSync('unshare', [
-    '--net',
-    'ip',
-    'link',
-    'set',
-    'lo',
-    'up',
-  ]);
-  if (probe.status !== 0) {
-    return {
-      prefix: [],
-      note:
-        `not isolated: unshare --net failed (${String(probe.stderr).trim()})` +
-        '; loopback',
-    };
+  const unavailable = isolationUnavailable();
+  if (unavailable !== null) {
+    return { prefix: [], note: `not isolated: ${unavailable}; loopback` };
   }
   return {
-    // `exec` keeps one process, so the kill reaches node itself.
-    prefix: [
-      'unshare',
-      '--net',
-      'sh',
-      '-c',
-      'ip link set lo up && exec "$0" "$@"',
-    ],
+    prefix: ISOLATED_PREFIX,
     note: 'isolated: own network namespace with loopback only',
   };
 }
