@@ -1,11 +1,17 @@
 /**
- * A browser tab's training session: start a TensorFlow.js backend, join
- * the room, fetch the test slice from the server, and run the same
+ * A browser tab's training session: start a TensorFlow.js backend, read
+ * the room's config and fetch the test slice from the server, join the
+ * room presenting the model's fingerprint, and run the same
  * RingSession as a Node peer (session/ring-session.ts) over the
  * browser's own WebRTC, downloading this tab's shard for each generation.
  */
+import type { ModelFingerprint } from '../../shared/fingerprint.ts';
 import { SignalingClient } from '../../shared/signaling-client.ts';
 import type { RingConnector } from '../session/connector.ts';
+import {
+  fetchRoomConfig,
+  fingerprintFor,
+} from '../session/join-fingerprint.ts';
 import { RingSession, ringConnector } from '../session/ring-session.ts';
 import { Trainer } from '../training/trainer.ts';
 import { startBrowserBackend, type BrowserBackendChoice } from './backend.ts';
@@ -84,30 +90,56 @@ export class BrowserSession {
     );
     emit({ type: 'backend', ...backend });
 
+    // Like a Node peer (session/join-fingerprint.ts), the tab presents
+    // the fingerprint of the model it will train, built from the room's
+    // config read before joining: a tab whose code builds another model
+    // (a stale page, another version) is refused at join with the
+    // difference named, instead of failing the ring mid-run.
+    emit({ type: 'status', text: "reading the room's config" });
+    const expected = await fetchRoomConfig(options.server, options.room);
+    let early: RemoteDataset | undefined;
+    let fingerprint: ModelFingerprint | undefined;
+    if (expected !== undefined) {
+      emit({ type: 'status', text: 'downloading test samples' });
+      early = await RemoteDataset.open({
+        baseUrl: options.server,
+        room: options.room,
+        dataset: expected.dataset,
+        seed: expected.seed,
+        testSamples: options.testSamples,
+      });
+      fingerprint = fingerprintFor(expected, early);
+    }
+
     emit({ type: 'status', text: 'joining the room' });
-    // TODO(#6): a tab presents no model fingerprint at join (Node peers
-    // do, session/join-fingerprint.ts); it would need the room's config
-    // and data shapes before joining.
     const client = await SignalingClient.connect({
       url: options.server,
       room: options.room,
       token: options.token,
       kind: 'browser',
       backend: backend.name,
+      fingerprint,
     });
     this.#client = client;
     const config = client.config;
     const connector = ringConnector(client, browserBinding());
     this.#connector = connector;
 
-    emit({ type: 'status', text: 'downloading test samples' });
-    const dataset = await RemoteDataset.open({
-      baseUrl: options.server,
-      room: options.room,
-      dataset: config.dataset,
-      seed: config.seed,
-      testSamples: options.testSamples,
-    });
+    let dataset = early;
+    if (
+      dataset === undefined ||
+      expected?.dataset !== config.dataset ||
+      expected.seed !== config.seed
+    ) {
+      emit({ type: 'status', text: 'downloading test samples' });
+      dataset = await RemoteDataset.open({
+        baseUrl: options.server,
+        room: options.room,
+        dataset: config.dataset,
+        seed: config.seed,
+        testSamples: options.testSamples,
+      });
+    }
     const trainer = new Trainer({
       config,
       dataset,

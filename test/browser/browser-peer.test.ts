@@ -7,6 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { browserPeerHandlers } from '../../peer/browser/serve.ts';
 import type { PeerSnapshot } from '../../peer/browser/view.ts';
 import { parseRoomConfig, type RoomConfig } from '../../shared/config.ts';
+import { SignalingClient } from '../../shared/signaling-client.ts';
 import {
   startSignalingServer,
   type SignalingServer,
@@ -47,6 +48,8 @@ ROOMS['joining'] = parseRoomConfig({
   minPeers: 2,
   epochs: 6,
 });
+// Held by an impostor that presented another model's fingerprint.
+ROOMS['refusing'] = ROOMS['mixed'];
 // The same data, 8 epochs: ~260 steps, time to lose the tab mid-run.
 for (const room of ['closing', 'crashing']) {
   ROOMS[room] = parseRoomConfig({ ...ROOMS['mixed'], epochs: 8 });
@@ -243,6 +246,57 @@ describe('a browser tab in a ring with Node peers', () => {
       );
       assert.deepEqual(errors, []);
       await context.close();
+    },
+  );
+
+  it(
+    "a tab whose model is not the room's is refused at join, the difference named",
+    T,
+    async () => {
+      // The room's first member trains a model with another first variable:
+      // the tab, building the room's mlp, must be refused by name.
+      const impostor = await SignalingClient.connect({
+        url: server.url,
+        room: 'refusing',
+        kind: 'node',
+        backend: 'cpu',
+        fingerprint: {
+          variables: [
+            { name: 'impostor/kernel', shape: [3, 3], dtype: 'float32' },
+          ],
+        },
+        reconnect: false,
+      });
+      try {
+        const { page, context } = await joinFromTab('refusing');
+        await page.waitForFunction(
+          () =>
+            ['done', 'failed'].includes(document.body.dataset['state'] ?? ''),
+          undefined,
+          { timeout: 60_000 },
+        );
+        const tab = await snapshot(page);
+        assert.equal(tab.state, 'failed');
+        assert.equal(tab.error?.code, 'ERR_MISMATCH', JSON.stringify(tab));
+        assert.match(
+          tab.error?.message ?? '',
+          /variable 0: room has impostor\/kernel, peer has \S+/,
+        );
+        await page.screenshot({
+          path: `${ARTIFACTS}/browser-peer-refused.png`,
+          fullPage: true,
+        });
+        await context.close();
+        const status = await waitForStatus(
+          server.url,
+          'refusing',
+          (s) => s.peers.length === 1,
+          10_000,
+        );
+        assert.equal(status.peers[0].id, impostor.peerId);
+      } finally {
+        await impostor.leave('test over');
+      }
     },
   );
 
