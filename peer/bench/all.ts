@@ -20,6 +20,16 @@ import { runTransportBench } from './transport.ts';
 const fixed = (value: number | null, digits = 2): string =>
   value === null ? '-' : value.toFixed(digits);
 
+/** A Markdown table's header row and separator. */
+const header = (columns: readonly string[]): string[] => [
+  `| ${columns.join(' | ')} |`,
+  `|${' --- |'.repeat(columns.length)}`,
+];
+
+/** A Markdown table row. */
+const row = (cells: readonly (string | number | boolean)[]): string =>
+  `| ${cells.join(' | ')} |`;
+
 /** Runs every benchmark; returns the Markdown report. */
 export async function runAllBenchmarks(
   say: (line: string) => void,
@@ -47,8 +57,17 @@ export async function runAllBenchmarks(
     'Target: fast selection at most 3x one plain pass (aim 1.5x) and at ' +
       'least 2x faster than `tf.topk` on wasm.',
     '',
-    '| density | k | fast ms | exact ms | tf.topk (wasm) ms | plain pass ms | fast / pass | tf.topk / fast | same set |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...header([
+      'density',
+      'k',
+      'fast ms',
+      'exact ms',
+      'tf.topk (wasm) ms',
+      'plain pass ms',
+      'fast / pass',
+      'tf.topk / fast',
+      'same set',
+    ]),
   );
   for (const density of [0.001, 0.01]) {
     const r = await runTopkBench({
@@ -60,9 +79,17 @@ export async function runAllBenchmarks(
       backend: 'wasm',
     });
     lines.push(
-      `| ${density} | ${r.k} | ${fixed(r.msSelect, 1)} | ${fixed(r.msExact, 1)} | ` +
-        `${fixed(r.msTfTopk, 1)} | ${fixed(r.msPass, 1)} | ${fixed(r.ratioToPass)} | ` +
-        `${fixed(r.speedupOverTf)} | ${r.exact} |`,
+      row([
+        density,
+        r.k,
+        fixed(r.msSelect, 1),
+        fixed(r.msExact, 1),
+        fixed(r.msTfTopk, 1),
+        fixed(r.msPass, 1),
+        fixed(r.ratioToPass),
+        fixed(r.speedupOverTf),
+        r.exact,
+      ]),
     );
   }
 
@@ -79,10 +106,22 @@ export async function runAllBenchmarks(
     'Target: encode + decode at 1 GB/s or more (8 logical bytes per ' +
       'entry), at most 8 bytes per entry plus a small header.',
     '',
-    '| bytes on the wire | bytes / entry | encode + decode ms | GB/s | plain copy of 8 B/entry ms |',
-    '| --- | --- | --- | --- | --- |',
-    `| ${codec.messageBytes} | ${fixed(codec.bytesPerEntry)} | ${fixed(codec.msEncodeDecode, 3)} | ` +
-      `${fixed(codec.gbPerSecond)} | ${fixed(codec.msCopy, 3)} |`,
+    ...header([
+      'bytes on the wire',
+      'bytes / entry',
+      'encode + decode ms',
+      'GB/s',
+      'plain copy of 8 B/entry ms',
+      'codec / copy',
+    ]),
+    row([
+      codec.messageBytes,
+      fixed(codec.bytesPerEntry),
+      fixed(codec.msEncodeDecode, 3),
+      fixed(codec.gbPerSecond),
+      fixed(codec.msCopy, 3),
+      fixed(codec.copyRatio, 1),
+    ]),
   );
 
   say('all-reduce (simulated ring)...');
@@ -94,8 +133,17 @@ export async function runAllBenchmarks(
       '0, 0.5 and 0.9, and under a tenth of `dense`. Bytes are sent by the ' +
       'busiest peer per step; the lower bound is what it must receive.',
     '',
-    '| algorithm | overlap | chose | bytes/peer | lower bound | ratio | vs dense | identical | max abs error |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...header([
+      'algorithm',
+      'overlap',
+      'chose',
+      'bytes/peer',
+      'lower bound',
+      'ratio',
+      'vs dense',
+      'identical',
+      'max abs error',
+    ]),
   );
   const algorithms: AllReduceChoice[] = [
     'auto',
@@ -137,8 +185,14 @@ export async function runAllBenchmarks(
     'The same seeded steps as above, between peer processes on loopback; ' +
       "time per step is the slowest peer's.",
     '',
-    '| algorithm | chose | bytes/peer | ms/step | identical | max abs error |',
-    '| --- | --- | --- | --- | --- | --- |',
+    ...header([
+      'algorithm',
+      'chose',
+      'bytes/peer',
+      'ms/step',
+      'identical',
+      'max abs error',
+    ]),
   );
   for (const algorithm of ['auto', 'dense'] as const) {
     const r = await runWebRtcAllReduceBench({
@@ -166,8 +220,14 @@ export async function runAllBenchmarks(
     'Target: framed throughput (64 KiB chunks, backpressure) at least 80% ' +
       'of raw data-channel throughput, for both bindings.',
     '',
-    '| binding | raw MiB/s | framed MiB/s | framed / raw | connect ms | max buffered bytes |',
-    '| --- | --- | --- | --- | --- | --- |',
+    ...header([
+      'binding',
+      'raw MiB/s',
+      'framed MiB/s',
+      'framed / raw',
+      'connect ms',
+      'max buffered bytes',
+    ]),
   );
   for (const webrtc of ['roamhq', 'node-datachannel'] as const) {
     try {
@@ -197,8 +257,13 @@ export async function runAllBenchmarks(
     '',
     'Target: a conv training step at least 10x faster on wasm.',
     '',
-    '| model | parameters | wasm ms/step | cpu ms/step | speedup |',
-    '| --- | --- | --- | --- | --- |',
+    ...header([
+      'model',
+      'parameters',
+      'wasm ms/step',
+      'cpu ms/step',
+      'speedup',
+    ]),
   );
   for (const model of ['cnn', 'mlp'] as const) {
     const r = await runConvBench({
