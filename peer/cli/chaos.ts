@@ -77,9 +77,10 @@ export function registerChaosCommand(program: Command): void {
     )
     .option(
       '--epochs <e>',
-      'length of the run (mlp on mnist)',
+      'length of the run (mlp on mnist); it must outlast the fault window',
       integerOption(1),
-      12,
+      // About 12 s an epoch with 4 peers on 2 cores: some 6 minutes.
+      28,
     )
     .option('--density <d>', 'K/n', numberOption(0, 1), 0.01)
     .option(
@@ -206,6 +207,12 @@ async function chaos(options: ChaosCliOptions): Promise<void> {
         `; replicas ` +
         `${summary.identical ? 'identical' : 'DIFFER'}: ${summary.modelHashes.join(' ')}`,
     );
+    if (summary.faultsForMs < options.duration * 1000) {
+      say(
+        `the run ended ${((options.duration * 1000 - summary.faultsForMs) / 1000).toFixed(0)} s ` +
+          'before the fault window did: raise --epochs for a longer run',
+      );
+    }
     say(
       `steps kept rising: longest stall ${(summary.longestStallMs / 1000).toFixed(1)} s`,
     );

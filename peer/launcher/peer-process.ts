@@ -4,7 +4,8 @@
  * channel; its summary settles `finished`.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import createDebug from 'debug';
@@ -72,10 +73,19 @@ export async function startPeerProcess(
     env: { ...process.env, ...options.env },
   });
   let stderr = '';
-  const logStream =
-    options.logFile === undefined
-      ? undefined
-      : createWriteStream(options.logFile, { flags: 'a' });
+  let logStream: WriteStream | undefined;
+  if (options.logFile !== undefined) {
+    const file = options.logFile;
+    mkdirSync(path.dirname(file), { recursive: true });
+    logStream = createWriteStream(file, { flags: 'a' });
+    // A log that cannot be written costs the log, not the run.
+    logStream.once('error', (error) => {
+      process.emitWarning(
+        `peer ${label}: not logging to ${file}: ${error.message}`,
+      );
+      logStream = undefined;
+    });
+  }
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
     logStream?.write(chunk);
