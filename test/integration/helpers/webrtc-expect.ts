@@ -24,12 +24,9 @@ export const BINDINGS = testedBindings();
 
 /**
  * The bindings the WebRTC suites run on: `TOPK_TEST_BINDINGS` (a comma
- * list), by default the default binding alone. `npm test` gates on
- * roamhq; `npm run test:node-datachannel` runs the same suites on
- * node-datachannel. TODO(#3): node-datachannel fails intermittently on
- * these machines ("remote candidate without ICE transport" during
- * negotiation, native close callbacks still pending after close), so it
- * does not gate CI until that is understood.
+ * list), by default the default binding alone. `npm test` runs them on
+ * roamhq (`test:integration`), then the WebRTC and training suites again
+ * on node-datachannel (`test:node-datachannel`); both gate CI.
  */
 export function testedBindings(): readonly WebRtcBindingName[] {
   const names = (process.env.TOPK_TEST_BINDINGS ?? DEFAULT_WEBRTC_BINDING)
