@@ -13,6 +13,7 @@ import type {
   RoomHistory,
   SeriesColumns,
 } from '../../shared/dashboard-protocol.ts';
+import { short } from '../../shared/format.ts';
 import type { RoomStatus } from '../../shared/signaling-protocol.ts';
 
 /** A peer's details without its points. */
@@ -283,4 +284,35 @@ function meanOf(columns: readonly Column[], expected: number): Column {
     out[end] = null;
   }
   return out;
+}
+
+/**
+ * The ring's faults in words, or null when there were none: who is
+ * benched now (taken out of the ring after a neighbour reported it), why
+ * and for how long yet, and how many ejections the room has seen.
+ */
+export function faultSummary(status: RoomStatus, nowMs: number): string | null {
+  const parts: string[] = [];
+  if (status.benched.length > 0) {
+    const peers = status.benched.map((b) => {
+      const seconds = Math.max(0, Math.ceil((b.untilMs - nowMs) / 1000));
+      return (
+        `${short(b.id)} (${b.reason}, back in ${seconds} s` +
+        (b.ejections > 1 ? `, ejected ${b.ejections} times` : '') +
+        ')'
+      );
+    });
+    parts.push(`Benched: ${peers.join(', ')}`);
+  }
+  if (status.ejectionCount > 0) {
+    const last = status.ejections.at(-1);
+    parts.push(
+      `${status.ejectionCount} ejection${status.ejectionCount === 1 ? '' : 's'}` +
+        (last === undefined
+          ? ''
+          : `, last ${short(last.peerId)} (${last.reason}) reported by ` +
+            `${short(last.accuser)} at step ${last.step}`),
+    );
+  }
+  return parts.length === 0 ? null : parts.join(' · ');
 }

@@ -16,7 +16,7 @@ import {
   formatRatio,
   short,
 } from '../../shared/format.ts';
-import type { Column, RoomModel } from './model.ts';
+import { faultSummary, type Column, type RoomModel } from './model.ts';
 import { hashBanner, peerTable } from './peers.ts';
 import { KIND_COLOR, ringPicture } from './ring.ts';
 
@@ -154,7 +154,12 @@ export class RoomView {
     const model = this.#model;
     const colorOf = (id: string) => peerColor(model.colorIndex(id));
     const status = model.status;
-    replaceChildren(this.#banner, hashBanner(status));
+    const faults = status === null ? null : faultSummary(status, Date.now());
+    replaceChildren(
+      this.#banner,
+      hashBanner(status),
+      faults === null ? null : h('div', { class: 'banner faults' }, faults),
+    );
     replaceChildren(this.#ring, ringPicture(status?.peers ?? [], colorOf));
     replaceChildren(this.#table, peerTable(model, colorOf));
     this.#renderSummary();

@@ -33,7 +33,12 @@ before(async () => {
   );
   await mkdir(ARTIFACTS, { recursive: true });
   server = await startSignalingServer({
-    rooms: { demo: {}, diverged: {}, big: { limits: { maxPeers: 64 } } },
+    rooms: {
+      demo: {},
+      diverged: {},
+      benching: {},
+      big: { limits: { maxPeers: 64 } },
+    },
     // The fake peers send a run's worth of reports at once.
     limits: { eventsPerSecond: 1e6, eventBurst: 1e6 },
     dashboardUpdateIntervalMs: 250,
@@ -130,6 +135,45 @@ describe('the dashboard in Chromium', () => {
     await page.screenshot({ path: `${ARTIFACTS}/dashboard.png` });
     await page.screenshot({
       path: `${ARTIFACTS}/dashboard-full.png`,
+      fullPage: true,
+    });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  it('names a benched peer and the ejections', T, async () => {
+    const ring = await joinAll('benching', ['node', 'node', 'browser']);
+    await run(ring, 0, 100);
+    const { generation } = (await (
+      await fetch(`${server.url}/api/rooms/benching`)
+    ).json()) as { generation: number };
+    const reply = (await ring[0]!.socket.emitWithAck('suspect', {
+      generation,
+      peerId: ring[1]!.id,
+      reason: 'silent',
+      detail: 'no byte for 5000 ms',
+    })) as { ok: boolean };
+    assert.ok(reply.ok, JSON.stringify(reply));
+
+    const { page, errors } = await openPage('/dashboard?room=benching');
+    await chartsDrawn(page);
+    const faults = page.locator('.banner.faults');
+    await faults.waitFor({ timeout: 30_000 });
+    const text = (await faults.textContent()) ?? '';
+    const accused = ring[1]!.id.slice(0, 6);
+    assert.match(
+      text,
+      new RegExp(`Benched: ${accused} \\(silent, back in \\d+ s\\)`),
+    );
+    assert.match(
+      text,
+      new RegExp(
+        `1 ejection, last ${accused} \\(silent\\) reported by ` +
+          `${ring[0]!.id.slice(0, 6)} at step \\d+`,
+      ),
+    );
+    await page.screenshot({
+      path: `${ARTIFACTS}/dashboard-benched.png`,
       fullPage: true,
     });
     assert.deepEqual(errors, []);

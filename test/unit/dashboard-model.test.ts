@@ -11,7 +11,7 @@ import type {
   PeerStatus,
   RoomStatus,
 } from '../../shared/signaling-protocol.ts';
-import { RoomModel } from '../../signaling/dashboard/model.ts';
+import { faultSummary, RoomModel } from '../../signaling/dashboard/model.ts';
 
 // The dashboard page's model of a room: live updates merged into the
 // history it holds, and the points lined up for the charts.
@@ -181,5 +181,42 @@ describe('dashboard model', () => {
     model.apply(update(history([]), false, ['b']));
     assert.deepEqual(model.view().peerIds, ['b', 'a']);
     assert.equal(model.colorIndex('a'), colour);
+  });
+
+  it('names benched peers, why and for how long, and the ejections', () => {
+    const quiet = status(['a', 'b']);
+    assert.equal(faultSummary(quiet, 0), null);
+    const faulty: RoomStatus = {
+      ...quiet,
+      benched: [
+        {
+          id: 'c0ffee1234',
+          kind: 'node',
+          connected: true,
+          reason: 'silent',
+          untilMs: 20_500,
+          ejections: 2,
+        },
+      ],
+      ejections: [
+        {
+          generation: 3,
+          peerId: 'c0ffee1234',
+          accuser: 'abcdef9999',
+          reason: 'silent',
+          detail: 'no byte for 5000 ms',
+          step: 412,
+          atMs: 0,
+        },
+      ],
+      ejectionCount: 2,
+    };
+    assert.equal(
+      faultSummary(faulty, 10_000),
+      'Benched: c0ffee (silent, back in 11 s, ejected 2 times) · ' +
+        '2 ejections, last c0ffee (silent) reported by abcdef at step 412',
+    );
+    // Past its time, not yet put back: never a negative wait.
+    assert.match(faultSummary(faulty, 60_000) ?? '', /back in 0 s/);
   });
 });
