@@ -282,11 +282,14 @@ async function defineFaultTests(
     for (const shape of shapes) {
       const baseline = await baselineOf(algorithm, shape);
       describe(`${algorithm}, n = ${shape.n} over ${shape.peers} peers`, () => {
-        for (const fault of faults) {
-          const skip = fault.notApplicable?.(contextOf(shape, baseline, []));
-          it(fault.name, { skip }, () =>
-            runFault(fault, algorithm, shape, baseline),
-          );
+        // A fault that cannot happen in this shape (e.g. a second send
+        // where the victim sends one message per step) gets no test.
+        const applicable = faults.filter(
+          (fault) =>
+            fault.notApplicable?.(contextOf(shape, baseline, [])) === undefined,
+        );
+        for (const fault of applicable) {
+          it(fault.name, () => runFault(fault, algorithm, shape, baseline));
         }
       });
     }
