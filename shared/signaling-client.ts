@@ -31,6 +31,8 @@ import {
   type RelayedSignal,
   type RingPosition,
   type SignalData,
+  type StalledReply,
+  type StalledRequest,
   type SuspectReply,
   type SuspectRequest,
 } from './signaling-protocol.ts';
@@ -246,6 +248,31 @@ export class SignalingClient {
       return await this.#socket
         .timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
         .emitWithAck('suspect', request);
+    } catch (error) {
+      return unanswered(String(error));
+    }
+  }
+
+  /**
+   * Tells the server that this peer's step in a generation ran out of
+   * time with no neighbour to blame; the server restarts the ring in a
+   * new generation of the same members, once per generation. Resolves
+   * with its verdict or refusal; never rejects (`ERR_UNREACHABLE` when
+   * nobody answers in time).
+   */
+  async stalled(request: StalledRequest): Promise<StalledReply> {
+    const unanswered = (reason: string): StalledReply => ({
+      ok: false,
+      error: {
+        code: 'ERR_UNREACHABLE',
+        message: `stalled: no answer from the server (${reason})`,
+      },
+    });
+    if (this.#closed) return unanswered('closed');
+    try {
+      return await this.#socket
+        .timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+        .emitWithAck('stalled', request);
     } catch (error) {
       return unanswered(String(error));
     }

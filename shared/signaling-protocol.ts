@@ -2,7 +2,7 @@
  * The signaling protocol between a peer and the signaling server, declared
  * once and used through socket.io's TypeScript generics on both sides:
  *
- *   peer -> server   join, signal, report, leave, suspect
+ *   peer -> server   join, signal, report, leave, suspect, stalled
  *   server -> peer   membership, signal, mismatch, ejected, rejected
  *
  * Every payload a peer sends has a zod schema here; the server validates
@@ -180,6 +180,19 @@ export const SuspectRequestSchema = z.strictObject({
 /** The payload of `suspect`. */
 export type SuspectRequest = z.output<typeof SuspectRequestSchema>;
 
+/**
+ * `stalled`: this peer's step in `generation` ran out of `stepTimeoutMs`
+ * with no neighbour silent, gone or misbehaving to blame (a message that
+ * never came). The server starts a new generation of the same members,
+ * once per generation, so the ring redoes the step instead of waiting.
+ */
+export const StalledRequestSchema = z.strictObject({
+  generation,
+  step: count('a step'),
+});
+/** The payload of `stalled`. */
+export type StalledRequest = z.output<typeof StalledRequestSchema>;
+
 /** Schemas of every peer-to-server event, by name. */
 export const CLIENT_EVENT_SCHEMAS = {
   join: JoinRequestSchema,
@@ -187,6 +200,7 @@ export const CLIENT_EVENT_SCHEMAS = {
   report: PeerReportSchema,
   leave: LeaveRequestSchema,
   suspect: SuspectRequestSchema,
+  stalled: StalledRequestSchema,
 } as const;
 
 /** The name of a peer-to-server event. */
@@ -197,6 +211,7 @@ export const EVENTS_WITH_ACK: ReadonlySet<ClientEventName> = new Set([
   'join',
   'leave',
   'suspect',
+  'stalled',
 ]);
 
 /** An error as it travels: the fields of a TopkRingError. */
@@ -246,6 +261,21 @@ export type SuspectReply =
       readonly ok: true;
       readonly verdict: 'ejected' | 'strike';
       readonly strikes: number;
+    }
+  | { readonly ok: false; readonly error: WireError };
+
+/**
+ * The reply to `stalled`: the server started a new generation of the same
+ * members (`restarted`), or the ring had moved on already (`late`: a newer
+ * generation exists, the peer is alone, or a restarted server is waiting
+ * for its peers), and the peer follows the membership it gets.
+ */
+export type StalledReply =
+  | {
+      readonly ok: true;
+      readonly verdict: 'restarted' | 'late';
+      /** The room's generation after the request. */
+      readonly generation: number;
     }
   | { readonly ok: false; readonly error: WireError };
 
@@ -301,6 +331,10 @@ export interface ClientToServerEvents {
   suspect: (
     request: SuspectRequest,
     ack: (reply: SuspectReply) => void,
+  ) => void;
+  stalled: (
+    request: StalledRequest,
+    ack: (reply: StalledReply) => void,
   ) => void;
 }
 
@@ -430,6 +464,22 @@ export interface RoomStatus {
   readonly ejections: readonly EjectionStatus[];
   /** All ejections since the room was created. */
   readonly ejectionCount: number;
+  /** The latest restarts of a stalled ring (most recent last, bounded). */
+  readonly stalls: readonly StallStatus[];
+  /** All restarts of a stalled ring since the room was created. */
+  readonly stallCount: number;
+}
+
+/**
+ * A stalled ring restarted: `peerId` reported that `step` ran out of time
+ * in the generation before `generation`, which the server then started
+ * with the same members.
+ */
+export interface StallStatus {
+  readonly step: number;
+  readonly generation: number;
+  readonly peerId: string;
+  readonly atMs: number;
 }
 
 /**

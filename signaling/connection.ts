@@ -20,6 +20,8 @@ import type {
   PeerReport,
   ServerToClientEvents,
   SignalRequest,
+  StalledReply,
+  StalledRequest,
   SuspectReply,
   SuspectRequest,
   WireError,
@@ -184,6 +186,20 @@ export function acceptConnection(socket: PeerSocket, ctx: ServerContext): void {
         );
       }
       onSuspect(socket, ctx, request, ack);
+    }),
+  );
+  socket.on('stalled', (request, ack) =>
+    guard(socket, ctx, 'stalled', ack, () => {
+      // Shares the accusations' bucket: both restart the ring.
+      if (!suspects.take()) {
+        throw topkError(
+          'ERR_RATE_LIMIT',
+          `more than ${ctx.limits.suspectsPerSecond} suspect or stalled ` +
+            `events per second (burst ${ctx.limits.suspectBurst})`,
+          { limit: ctx.limits.suspectsPerSecond },
+        );
+      }
+      onStalled(socket, ctx, request, ack);
     }),
   );
   socket.on('disconnect', (reason) => {
@@ -356,6 +372,39 @@ function onSuspect(
   ctx.metrics.ejections.inc({ room: room.name, reason: ejection.reason });
   ctx.sockets.get(ejection.peerId)?.emit('ejected', ejection);
   ack({ ok: true, verdict: 'ejected', strikes: 0 });
+  ctx.membershipChanged(room, room.name);
+}
+
+/**
+ * A ring member's step ran out of time with nobody to blame (stall.ts):
+ * the first report of a generation starts a new one of the same members,
+ * counted, logged and announced.
+ */
+function onStalled(
+  socket: PeerSocket,
+  ctx: ServerContext,
+  request: StalledRequest,
+  ack: (reply: StalledReply) => void,
+): void {
+  const peerId = socket.data.peerId;
+  if (peerId === undefined) {
+    throw topkError('ERR_BAD_MESSAGE', 'stalled: join a room first', {
+      reason: 'not-in-ring',
+    });
+  }
+  const { room, outcome } = ctx.registry.stalled(peerId, request);
+  if (outcome.verdict === 'late') {
+    ack({ ok: true, verdict: 'late', generation: room.generation });
+    return;
+  }
+  ctx.metrics.stalls.inc({ room: room.name });
+  ctx.warn(
+    `room ${room.name}: step ${request.step} stalled in generation ` +
+      `${request.generation} (reported by ${peerId}); generation ` +
+      `${outcome.stall.generation} restarts the ring`,
+    { room: room.name, ...outcome.stall },
+  );
+  ack({ ok: true, verdict: 'restarted', generation: room.generation });
   ctx.membershipChanged(room, room.name);
 }
 

@@ -61,6 +61,12 @@ export class SignalingMetrics {
     labelNames: ['room'] as const,
     registers: [this.registry],
   });
+  readonly stalls = new Counter({
+    name: 'topk_room_stall_restarts_total',
+    help: 'New generations started because a step of the ring ran out of time with nobody to blame',
+    labelNames: ['room'] as const,
+    registers: [this.registry],
+  });
   readonly accusations = new Counter({
     name: 'topk_signaling_accusations_total',
     help: 'Accusations of a ring neighbour accepted, by reason and verdict (ejected, strike)',
@@ -136,6 +142,7 @@ export class SignalingMetrics {
     this.roomStep.remove({ room });
     this.mismatches.remove({ room });
     this.resyncs.remove({ room });
+    this.stalls.remove({ room });
     for (const reason of SUSPECT_REASONS)
       this.ejections.remove({ room, reason });
   }

@@ -137,6 +137,8 @@ export function roomStatus(room: Room): RoomStatus {
     })),
     ejections: room.ejections.map((e) => ({ ...e })),
     ejectionCount: room.ejectionCount,
+    stalls: room.stalls.map((s) => ({ ...s })),
+    stallCount: room.stallCount,
   };
 }
 

@@ -20,6 +20,7 @@ import type {
   JoinRequest,
   PeerKind,
   ResyncStatus,
+  StallStatus,
   SuspectReason,
 } from '../shared/signaling-protocol.ts';
 import { newPeerTrack, type PeerTrack } from './room-status.ts';
@@ -69,6 +70,9 @@ export interface Room {
   /** The latest automatic resyncs (resync.ts), for the status API. */
   readonly resyncs: ResyncStatus[];
   resyncCount: number;
+  /** The latest restarts of a stalled ring (stall.ts), for the status API. */
+  readonly stalls: StallStatus[];
+  stallCount: number;
   /** Peers out of the ring for a while (ejected); see rooms.ts. */
   benched: BenchedPeer[];
   /** The latest ejections, for the status API (bounded). */
@@ -141,6 +145,8 @@ export function newRoom(
     mismatchCount: 0,
     resyncs: [],
     resyncCount: 0,
+    stalls: [],
+    stallCount: 0,
     benched: [],
     ejections: [],
     ejectionCount: 0,

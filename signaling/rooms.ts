@@ -29,6 +29,7 @@ import type {
   JoinRequest,
   Membership,
   SignalRequest,
+  StalledRequest,
   SuspectRequest,
 } from '../shared/signaling-protocol.ts';
 import { constantTimeEqual } from './admission.ts';
@@ -52,6 +53,7 @@ import {
   type PeerRecord,
   type Room,
 } from './room.ts';
+import { restartStalled, type StallOutcome } from './stall.ts';
 
 export type { PeerRecord, Room } from './room.ts';
 
@@ -207,6 +209,27 @@ export class RoomRegistry {
       this.#now(),
     );
     return { room, outcome };
+  }
+
+  /**
+   * A ring member's step ran out of time with nobody to blame (stall.ts):
+   * returns the room and whether a new generation of the same members
+   * began. Throws `ERR_BAD_MESSAGE` for a peer not in a ring.
+   */
+  stalled(
+    peerId: string,
+    request: StalledRequest,
+  ): { room: Room; outcome: StallOutcome } {
+    const room = this.#roomOf(peerId);
+    if (room === undefined) {
+      throw topkError('ERR_BAD_MESSAGE', 'stalled: join a room first', {
+        reason: 'not-in-ring',
+      });
+    }
+    return {
+      room,
+      outcome: restartStalled(room, peerId, request, this.#now()),
+    };
   }
 
   /**

@@ -274,10 +274,8 @@ export class RingSession {
     const abort = new AbortController();
     this.#stepAbort = abort;
     // A stop lets the step in flight finish; the others would fail it.
-    const signal = AbortSignal.any([
-      abort.signal,
-      AbortSignal.timeout(config.limits.stepTimeoutMs),
-    ]);
+    const timeout = AbortSignal.timeout(config.limits.stepTimeoutMs);
+    const signal = AbortSignal.any([abort.signal, timeout]);
     const step = trainer.step;
     let link = (this.#link as GenerationLink).link;
     const deadlineMs = this.#deadline.deadlineMs();
@@ -309,6 +307,14 @@ export class RingSession {
     let record;
     try {
       record = await trainer.runStep({ ...this.#placement, link }, signal);
+    } catch (error) {
+      // Out of time, and no neighbour failed or was accused meanwhile
+      // (that aborts the step, or the liveness fails it first): a message
+      // will never come. The server restarts the ring.
+      if (timeout.aborted && !abort.signal.aborted) {
+        this.#reportStall(this.#placement.generation, step);
+      }
+      throw error;
     } finally {
       this.#stepAbort = undefined;
     }
@@ -483,6 +489,23 @@ export class RingSession {
    * reported as an event; a refusal (the ring changed meanwhile, the
    * accuser's budget is spent) changes nothing here.
    */
+  /** Asks the server to restart a ring whose step `step` stalled. */
+  #reportStall(generation: number, step: number): void {
+    if (this.#closed || this.#placement.peers < 2) return;
+    log('step %d stalled in generation %d', step, generation);
+    void this.#client.stalled({ generation, step }).then((reply) => {
+      if (!reply.ok) {
+        log('stall report refused: %s', reply.error.message);
+      } else {
+        log(
+          'stall report: %s (generation %d)',
+          reply.verdict,
+          reply.generation,
+        );
+      }
+    });
+  }
+
   #accuse(
     generation: number,
     peerId: string,

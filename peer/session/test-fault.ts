@@ -11,6 +11,9 @@
  *   TOPK_TEST_FAULT=slow@5:400  from step 5 on, the first message of each
  *                               step leaves 400 ms late (a straggler) in
  *                               that generation
+ *   TOPK_TEST_FAULT=drop@5      one all-reduce message of step 5 after the
+ *                               first hop is never sent, heartbeats go on:
+ *                               the ring stalls with nobody to blame
  *
  * Once per process: the generations after the fault are normal, so the
  * peer can be put back in the ring and finish. See InjectedFault in
@@ -30,14 +33,13 @@ export function parseTestFault(
   value: string | undefined,
 ): InjectedFault | undefined {
   if (value === undefined || value === '') return undefined;
-  const match = /^(silent|garbage)@(\d{1,9})$|^slow@(\d{1,9}):(\d{1,6})$/.exec(
-    value,
-  );
+  const match =
+    /^(silent|garbage|drop)@(\d{1,9})$|^slow@(\d{1,9}):(\d{1,6})$/.exec(value);
   if (match === null) {
     throw topkError(
       'ERR_BAD_CONFIG',
-      `${TEST_FAULT_VARIABLE}: expected silent@STEP, garbage@STEP or ` +
-        `slow@STEP:MS, got ${JSON.stringify(value.slice(0, 40))}`,
+      `${TEST_FAULT_VARIABLE}: expected silent@STEP, garbage@STEP, ` +
+        `drop@STEP or slow@STEP:MS, got ${JSON.stringify(value.slice(0, 40))}`,
       { setting: TEST_FAULT_VARIABLE },
     );
   }
@@ -50,7 +52,7 @@ export function parseTestFault(
     };
   }
   return {
-    kind: match[1] as 'silent' | 'garbage',
+    kind: match[1] as 'silent' | 'garbage' | 'drop',
     step: Number(match[2]),
     fired: false,
   };

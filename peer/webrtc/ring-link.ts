@@ -58,13 +58,14 @@ export interface HeartbeatOptions {
  * (set through TOPK_TEST_FAULT, see session/test-fault.ts): from its
  * first all-reduce message of step `step` or later, `silent` sends
  * nothing more (heartbeats included) while still receiving, `garbage`
- * replaces that one message with bytes that do not decode, and `slow`
+ * replaces that one message with bytes that do not decode, `drop` never
+ * sends one message after the step's first hop (phase 1 or later), and `slow`
  * sends the first message of every step `delayMs` late (a straggler),
  * for the rest of that generation. `fired` is shared by the links of one
  * process, so it happens in one generation only.
  */
 export interface InjectedFault {
-  readonly kind: 'silent' | 'garbage' | 'slow';
+  readonly kind: 'silent' | 'garbage' | 'slow' | 'drop';
   readonly step: number;
   /** `slow`: the delay of each step's first message. */
   readonly delayMs?: number;
@@ -177,10 +178,13 @@ export class WebRtcRingLink
       fault !== undefined &&
       !fault.fired &&
       message.step >= fault.step &&
-      (message.type === 'sparse' || message.type === 'dense')
+      (message.type === 'sparse' || message.type === 'dense') &&
+      (fault.kind !== 'drop' || message.phase >= 1)
     ) {
       fault.fired = true;
       debug('%s: injecting fault %s', this.#label, fault.kind);
+      // Pretends to have sent it: the message goes nowhere.
+      if (fault.kind === 'drop') return;
       if (fault.kind === 'silent') this.#mute = true;
       else if (fault.kind === 'slow') this.#slow = true;
       else bytes = garbage(bytes.byteLength);

@@ -289,7 +289,8 @@ function meanOf(columns: readonly Column[], expected: number): Column {
 /**
  * The ring's faults in words, or null when there were none: who is
  * benched now (taken out of the ring after a neighbour reported it), why
- * and for how long yet, and how many ejections the room has seen.
+ * and for how long yet, how many ejections the room has seen, and how
+ * many stalled steps made the server restart the ring.
  */
 export function faultSummary(status: RoomStatus, nowMs: number): string | null {
   const parts: string[] = [];
@@ -312,6 +313,16 @@ export function faultSummary(status: RoomStatus, nowMs: number): string | null {
           ? ''
           : `, last ${short(last.peerId)} (${last.reason}) reported by ` +
             `${short(last.accuser)} at step ${last.step}`),
+    );
+  }
+  if (status.stallCount > 0) {
+    const last = status.stalls.at(-1);
+    parts.push(
+      `${status.stallCount} stalled step${status.stallCount === 1 ? '' : 's'} ` +
+        'restarted' +
+        (last === undefined
+          ? ''
+          : `, last at step ${last.step} (reported by ${short(last.peerId)})`),
     );
   }
   return parts.length === 0 ? null : parts.join(' · ');

@@ -132,6 +132,8 @@ const suspect = fc.record(
   { requiredKeys: ['generation', 'peerId', 'reason'] },
 );
 
+const stalled = fc.record({ generation: fc.nat(30), step: fc.nat(1000) });
+
 /** A valid (or nearly valid) payload of each event. */
 export const VALID_PAYLOADS: Record<ClientEventName, fc.Arbitrary<unknown>> = {
   join,
@@ -139,6 +141,7 @@ export const VALID_PAYLOADS: Record<ClientEventName, fc.Arbitrary<unknown>> = {
   report,
   leave,
   suspect,
+  stalled,
 };
 
 /** Values a field may wrongly hold. */

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import type { SessionSummary } from '../../peer/session/session.ts';
-import type { EjectionStatus } from '../../shared/signaling-protocol.ts';
+import type {
+  EjectionStatus,
+  StallStatus,
+} from '../../shared/signaling-protocol.ts';
 import {
   describeRun,
   fixturePath,
@@ -21,6 +24,8 @@ import {
 interface Result {
   readonly ids: string[];
   readonly ejections: EjectionStatus[];
+  readonly stalls: StallStatus[];
+  readonly stallAfterMs?: number;
   readonly detectionMs?: number;
   readonly recoveryMs?: number;
   readonly generations: number;
@@ -29,8 +34,13 @@ interface Result {
 
 /** The room's peerTimeoutMs in the fixture. */
 const PEER_TIMEOUT_MS = 1500;
+/** Its stepTimeoutMs in `drop` mode. */
+const STEP_TIMEOUT_MS = 3000;
 
-async function faultRun(mode: 'silent' | 'garbage' | 'slow'): Promise<Result> {
+/** Runs the fixture in `mode`; every peer finishes, all identical. */
+async function faultRun(
+  mode: 'silent' | 'garbage' | 'slow' | 'drop',
+): Promise<Result> {
   const run = await runChild<Result>(fixturePath('ring-fault-run.ts'), [mode], {
     timeoutMs: 240_000,
   });
@@ -46,6 +56,17 @@ async function faultRun(mode: 'silent' | 'garbage' | 'slow'): Promise<Result> {
     1,
     finished.map((s) => s.modelHash).join(' '),
   );
+  assert.ok((run.exitAfterResultMs ?? Infinity) < 10_000);
+  return result;
+}
+
+/** Runs the fixture in `mode`: the faulty peer alone is ejected, then
+ * comes back. */
+async function ejectionRun(
+  mode: 'silent' | 'garbage' | 'slow',
+): Promise<Result> {
+  const result = await faultRun(mode);
+  const finished = result.summaries as SessionSummary[];
   const faulty = result.ids[2];
   assert.ok(result.ejections.length >= 1, 'nobody was ejected');
   for (const ejection of result.ejections) {
@@ -54,13 +75,13 @@ async function faultRun(mode: 'silent' | 'garbage' | 'slow'): Promise<Result> {
   assert.ok(result.ids.slice(0, 2).includes(result.ejections[0]!.accuser));
   // It came back: it trained in a ring of three again after its bench.
   assert.ok(finished[2]!.generations >= 2);
-  assert.ok((run.exitAfterResultMs ?? Infinity) < 10_000);
+  assert.deepEqual(result.stalls, []);
   return result;
 }
 
 describe(`a peer misbehaving on its data channels (${isolationNote()})`, () => {
   it('silent, its server connection up: ejected within about peerTimeoutMs, the others identical', async (t) => {
-    const result = await faultRun('silent');
+    const result = await ejectionRun('silent');
     assert.equal(result.ejections[0]!.reason, 'silent');
     const detected = result.detectionMs ?? Infinity;
     const recovered = result.recoveryMs ?? Infinity;
@@ -76,7 +97,7 @@ describe(`a peer misbehaving on its data channels (${isolationNote()})`, () => {
   });
 
   it('sending garbage: ejected at once as malformed, the others identical', async (t) => {
-    const result = await faultRun('garbage');
+    const result = await ejectionRun('garbage');
     assert.equal(result.ejections[0]!.reason, 'malformed');
     assert.match(result.ejections[0]!.detail, /msgpack|decode/);
     const detected = result.detectionMs ?? Infinity;
@@ -85,11 +106,27 @@ describe(`a peer misbehaving on its data channels (${isolationNote()})`, () => {
   });
 
   it('a straggler (each step 400 ms late): dropped at its third missed deadline, never its victims', async () => {
-    const result = await faultRun('slow');
+    const result = await ejectionRun('slow');
     const ejection = result.ejections[0]!;
     assert.equal(ejection.reason, 'straggler');
     assert.match(ejection.detail, /first message of step \d+/);
     // Strikes at steps 8, 9 and 10 (stragglerStrikes 3).
     assert.ok(ejection.step >= 9 && ejection.step <= 12, `${ejection.step}`);
+  });
+
+  it('a message that never comes: the step runs out of time, the server restarts the ring of three, nobody ejected', async (t) => {
+    const result = await faultRun('drop');
+    assert.deepEqual(result.ejections, []);
+    assert.equal(result.stalls.length, 1, JSON.stringify(result.stalls));
+    const stall = result.stalls[0]!;
+    assert.equal(stall.step, 8, JSON.stringify(stall));
+    assert.ok(result.ids.includes(stall.peerId));
+    const after = result.stallAfterMs ?? Infinity;
+    t.diagnostic(
+      `stalled ring restarted ${Math.round(after)} ms after the last good ` +
+        `step (stepTimeoutMs ${STEP_TIMEOUT_MS})`,
+    );
+    assert.ok(after >= STEP_TIMEOUT_MS - 200, `${after} ms`);
+    assert.ok(after <= STEP_TIMEOUT_MS + 2000, `${after} ms`);
   });
 });

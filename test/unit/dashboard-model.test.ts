@@ -98,6 +98,8 @@ function status(ids: string[]): RoomStatus {
     benched: [],
     ejections: [],
     ejectionCount: 0,
+    stalls: [],
+    stallCount: 0,
   };
 }
 
@@ -215,6 +217,17 @@ describe('dashboard model', () => {
       faultSummary(faulty, 10_000),
       'Benched: c0ffee (silent, back in 11 s, ejected 2 times) · ' +
         '2 ejections, last c0ffee (silent) reported by abcdef at step 412',
+    );
+    assert.equal(
+      faultSummary(
+        {
+          ...quiet,
+          stalls: [{ step: 8, generation: 2, peerId: 'abcdef9999', atMs: 0 }],
+          stallCount: 1,
+        },
+        0,
+      ),
+      '1 stalled step restarted, last at step 8 (reported by abcdef)',
     );
     // Past its time, not yet put back: never a negative wait.
     assert.match(faultSummary(faulty, 60_000) ?? '', /back in 0 s/);
