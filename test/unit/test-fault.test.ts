@@ -8,7 +8,7 @@ import { isTopkError } from '../../shared/errors.ts';
 // clear refusal of anything else before the peer connects.
 
 describe('parseTestFault', () => {
-  it('reads silent@STEP, garbage@STEP and slow@STEP:MS; unset is none', () => {
+  it('reads silent@STEP, garbage@STEP, drop@STEP and slow@STEP:MS; unset is none', () => {
     assert.equal(parseTestFault(undefined), undefined);
     assert.equal(parseTestFault(''), undefined);
     assert.deepEqual(parseTestFault('silent@8'), {
@@ -19,6 +19,11 @@ describe('parseTestFault', () => {
     assert.deepEqual(parseTestFault('garbage@0'), {
       kind: 'garbage',
       step: 0,
+      fired: false,
+    });
+    assert.deepEqual(parseTestFault('drop@8'), {
+      kind: 'drop',
+      step: 8,
       fired: false,
     });
     assert.deepEqual(parseTestFault('slow@3:400'), {
@@ -33,6 +38,7 @@ describe('parseTestFault', () => {
     'silent',
     'loud@3',
     'slow@3',
+    'drop@3:400',
     'garbage@-1',
     'silent@3 ',
   ]) {
