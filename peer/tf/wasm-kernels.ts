@@ -14,8 +14,8 @@
  * TODO(#4): MaxPoolGrad and AvgPoolGrad stay the backend's plain loops
  * (10-18 ms a call for a batch of 32 at 28x28x16; the cnn here downsamples
  * with strided convs instead), and DepthwiseConv2dNativeBackpropFilter /
- * -Input are missing on wasm (no model here uses depthwise convs). This module has no Node imports: a browser tab registers the
- * same kernels.
+ * -Input are missing on wasm (no model here uses depthwise convs). This
+ * module has no Node imports: a browser tab registers the same kernels.
  */
 import {
   backend_util,
