@@ -273,7 +273,7 @@ describe('the dashboard in Chromium', () => {
     const names = await page
       .locator('table.rooms tbody td:first-child a')
       .allTextContents();
-    assert.deepEqual(names.sort(), ['big', 'demo', 'diverged']);
+    assert.deepEqual(names.sort(), ['benching', 'big', 'demo', 'diverged']);
     await page.screenshot({ path: `${ARTIFACTS}/dashboard-rooms.png` });
     assert.deepEqual(errors, []);
     await page.close();
