@@ -233,6 +233,38 @@ describe('codec rejects bad input with a typed error', () => {
   });
 });
 
+describe('codec finds a non-finite value wherever it lies', () => {
+  // Decoding checks values four at a time plus a tail: every lane and the
+  // tail, in sparse and in dense slices, for NaN and both infinities.
+  const size = 11;
+  const gaps = new Uint8Array(size).fill(1);
+  for (const bad of [
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    Number.NEGATIVE_INFINITY,
+  ]) {
+    it(`${bad} at each of ${size} positions`, async () => {
+      for (let at = 0; at < size; at++) {
+        const values = new Float32Array(size).fill(0.5);
+        values[at] = bad;
+        for (const raw of [
+          [1, 0, 'r', 1, 1, 0, 0, 's', [size + 1, gaps, values, false]],
+          [1, 1, 'r', 1, 1, 0, 0, 's', [values, false]],
+        ]) {
+          const bytes = await packRaw(raw);
+          assert.throws(
+            () => decodeMessage(bytes),
+            (error) =>
+              isTopkError(error, 'ERR_BAD_MESSAGE') &&
+              error.message.includes(` at ${at}`),
+            `${bad} at ${at}`,
+          );
+        }
+      }
+    });
+  }
+});
+
 describe('codec refuses to encode indices that do not increase', () => {
   const sparse = (indices: number[]): PeerMessage => ({
     ...FIXTURES.hello,
