@@ -11,6 +11,7 @@
 import { z } from 'zod';
 
 import { kForDensity } from './compressor-config.ts';
+import { topkError } from './errors.ts';
 import { parseWithSchema } from './schema-errors.ts';
 
 /** Models a room can train, by name. */
@@ -199,6 +200,17 @@ export const RoomConfigSchema = z
     selection: z.enum(['fast', 'exact']).default('fast'),
     /** TopK over the whole flattened model, or per model variable. */
     topkScope: z.enum(['global', 'per-tensor']).default('global'),
+    /**
+     * Train on the first N samples of the data set only (all of them when
+     * unset). Part of the room so that every peer, and the shards the
+     * server serves to tabs, cut the same training set.
+     */
+    trainSamples: z
+      .number({ error: 'an integer in [1, 1000000000] (samples)' })
+      .int()
+      .min(1)
+      .max(1_000_000_000)
+      .optional(),
     seed: z
       .number({ error: 'an integer in [0, 4294967295]' })
       .int()
@@ -323,4 +335,35 @@ function firstDifference(a: unknown, b: unknown, path: string): string | null {
     if (found !== null) return found;
   }
   return null;
+}
+
+/**
+ * The training samples a peer of `room` uses: the room's `trainSamples`
+ * when it has one, else the peer's own `--max-train` (all when neither).
+ * A peer whose `--max-train` differs from the room's would cut another
+ * training set, and shards with it: `ERR_MISMATCH`, before training.
+ */
+export function trainSamplesFor(
+  config: RoomConfig,
+  room: string,
+  maxTrain: number | undefined,
+): number | undefined {
+  if (
+    config.trainSamples !== undefined &&
+    maxTrain !== undefined &&
+    maxTrain !== config.trainSamples
+  ) {
+    throw topkError(
+      'ERR_MISMATCH',
+      `room ${room} trains on the first ${config.trainSamples} samples, ` +
+        `this peer's --max-train is ${maxTrain}: drop the flag or make it ` +
+        'equal',
+      {
+        setting: 'trainSamples',
+        expected: config.trainSamples,
+        received: maxTrain,
+      },
+    );
+  }
+  return config.trainSamples ?? maxTrain;
 }

@@ -42,7 +42,8 @@ const MAX_TEST_LIMIT = 10_000;
 export interface DataRoutesOptions {
   /** The config of room `name`, or undefined when there is no such room. */
   roomConfig(name: string): RoomConfig | undefined;
-  /** Serve only the first N training samples: the Node peers' value. */
+  /** Serve only the first N training samples for rooms whose config has
+   * no `trainSamples` (the room's own value wins). */
   readonly maxTrain?: number;
   /** Serve only the first N test samples. */
   readonly maxTest?: number;
@@ -52,12 +53,13 @@ export interface DataRoutesOptions {
 export function dataRoutes(options: DataRoutesOptions): HttpHandler {
   const loaded = new Map<string, Promise<Dataset>>();
   const datasetOf = (config: RoomConfig): Promise<Dataset> => {
-    const key = `${config.dataset}/${config.seed}`;
+    const maxTrain = config.trainSamples ?? options.maxTrain;
+    const key = `${config.dataset}/${config.seed}/${maxTrain ?? 'all'}`;
     let dataset = loaded.get(key);
     if (dataset === undefined) {
       dataset = loadDataset(config.dataset, {
         seed: config.seed,
-        maxTrain: options.maxTrain,
+        maxTrain,
         maxTest: options.maxTest,
       });
       // A failed load (package missing) is tried again next time.

@@ -10,10 +10,8 @@
  * one this tab computes itself from the server's training-set size, so a
  * server dealing shards another way is caught before the first step.
  *
- * TODO(#5): the training-set size (a peer's `--max-train`) is not part of
- * the room config, so a server started with another `maxTrain` than the
- * Node peers deals shards of another set and nothing detects it; it
- * belongs in the config every peer agrees on.
+ * The training-set size is the room's (`trainSamples`), which the server's
+ * data routes cut too.
  */
 import { topkError } from '../../shared/errors.ts';
 import type { Batch, DataSplit, Dataset, Task } from '../data/dataset.ts';

@@ -81,7 +81,8 @@ export function registerPeerCommand(program: Command): void {
     .option('--resume <dir>', 'continue from this checkpoint')
     .option(
       '--max-train <n>',
-      'use only the first n training samples',
+      'train on the first n training samples; a room with its own ' +
+        'trainSamples refuses another value',
       integerOption(1),
     )
     .option(

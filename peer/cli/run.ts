@@ -108,7 +108,7 @@ export function registerRunCommand(program: Command): void {
     .option('--backend <name>', 'auto, wasm, cpu or tensorflow', 'auto')
     .option(
       '--max-train <n>',
-      'use only the first n training samples',
+      "train on the first n training samples (the room's trainSamples)",
       integerOption(1),
     )
     .option(

@@ -63,8 +63,8 @@ export function registerSignalCommand(program: Command): void {
     )
     .option(
       '--max-train <n>',
-      'deal browser tabs shards of the first n training samples (give ' +
-        "the Node peers' --max-train)",
+      "the room trains on the first n training samples (its config's " +
+        'trainSamples): peers and tabs alike',
       integerOption(1),
     )
     .option(
@@ -95,7 +95,24 @@ function port(value: string): number {
 }
 
 async function runSignal(options: SignalOptions): Promise<void> {
-  const config = await readRoomConfig(options.roomConfig, '--room-config');
+  const fromFile = await readRoomConfig(options.roomConfig, '--room-config');
+  if (
+    options.maxTrain !== undefined &&
+    fromFile.trainSamples !== undefined &&
+    fromFile.trainSamples !== options.maxTrain
+  ) {
+    throw topkError(
+      'ERR_BAD_CONFIG',
+      `--max-train ${options.maxTrain} contradicts the room config's ` +
+        `trainSamples ${fromFile.trainSamples}`,
+      { setting: 'trainSamples' },
+    );
+  }
+  // The training-set size is the room's: peers and tabs cut the same set.
+  const config =
+    options.maxTrain === undefined
+      ? fromFile
+      : { ...fromFile, trainSamples: options.maxTrain };
   if (
     options.room !== undefined &&
     !RoomNameSchema.safeParse(options.room).success

@@ -123,6 +123,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const config = parseRoomConfig({
     ...options.config,
     minPeers: options.peers,
+    ...(options.maxTrain === undefined
+      ? {}
+      : { trainSamples: options.maxTrain }),
   });
   const room = 'chaos';
   const server = await startSignalingServer({

@@ -126,6 +126,11 @@ export async function launch(options: LaunchOptions): Promise<RunSummary> {
   const config = parseRoomConfig({
     ...options.config,
     minPeers: options.minPeers ?? options.peers,
+    // The room's, so that peers joining from elsewhere and tabs train on
+    // the same samples as the local peers.
+    ...(options.maxTrain === undefined
+      ? {}
+      : { trainSamples: options.maxTrain }),
   });
   const id = new Date().toISOString().replace(/[:.]/g, '-');
   const runDir = path.join(options.runsDir, id);

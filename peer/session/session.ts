@@ -11,6 +11,7 @@ import createDebug from 'debug';
 
 import {
   parseRoomConfig,
+  trainSamplesFor,
   type RoomConfig,
   type RoomConfigInput,
 } from '../../shared/config.ts';
@@ -111,7 +112,7 @@ export async function runPeerSession(
   const load = (config: RoomConfig): Promise<Dataset> =>
     loadDataset(config.dataset, {
       seed: config.seed,
-      maxTrain: options.maxTrain,
+      maxTrain: trainSamplesFor(config, options.room, options.maxTrain),
       maxTest: options.maxTest,
     });
   // The model this peer will train, presented at join: a room that trains
@@ -159,7 +160,8 @@ export async function runPeerSession(
     const dataset =
       early !== undefined &&
       early.config.dataset === config.dataset &&
-      early.config.seed === config.seed
+      early.config.seed === config.seed &&
+      early.config.trainSamples === config.trainSamples
         ? early.dataset
         : await load(config);
     trainer = new Trainer({

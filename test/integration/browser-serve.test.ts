@@ -23,6 +23,8 @@ const MAX_TRAIN = 300;
 const MAX_TEST = 50;
 const ROOMS: Record<string, RoomConfig> = {
   digits: parseRoomConfig({ dataset: 'mnist', seed: 7 }),
+  // Its own training-set size wins over the server's --max-train.
+  few: parseRoomConfig({ dataset: 'mnist', seed: 7, trainSamples: 120 }),
 };
 
 let server: SignalingServer;
@@ -70,6 +72,13 @@ describe('the data routes', () => {
       trainSize: MAX_TRAIN,
       testSize: MAX_TEST,
     });
+  });
+
+  it("cut the room's own training set when its config names one", async () => {
+    const response = await get('/api/data/few');
+    assert.equal(response.status, 200);
+    const info = (await response.json()) as { trainSize: number };
+    assert.equal(info.trainSize, 120);
   });
 
   it('send a shard: shardFor’s indices and the very samples', async () => {

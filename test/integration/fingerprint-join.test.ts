@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { startSignalingServer } from '../../signaling/server.ts';
 
 import {
   describeRun,
@@ -67,5 +71,48 @@ describe(`Node peers present their model at join (${isolationNote()})`, () => {
     assert.equal(result.ids.length, 2);
     assert.deepEqual([...result.members].sort(), [...result.ids].sort());
     assert.deepEqual(result.stopped, [true, true]);
+  });
+});
+
+describe('a Node peer cuts the training set the room names', () => {
+  it("a --max-train other than the room's trainSamples is refused before training", async () => {
+    const server = await startSignalingServer({
+      rooms: { sized: { model: 'mlp', dataset: 'mnist', trainSamples: 600 } },
+      dashboard: false,
+      onWarning: () => {},
+    });
+    try {
+      const bin = fileURLToPath(
+        new URL('../../peer/cli/bin.mjs', import.meta.url),
+      );
+      const child = spawn(
+        process.execPath,
+        [
+          bin,
+          'peer',
+          '--server',
+          server.url,
+          '--room',
+          'sized',
+          '--max-train',
+          '300',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += String(chunk)));
+      const code = await new Promise<number | null>((resolve) =>
+        child.once('exit', resolve),
+      );
+      assert.equal(code, 1, stderr);
+      assert.match(
+        stderr,
+        /topk-ring: ERR_MISMATCH: room sized trains on the first 600 samples, this peer's --max-train is 300/,
+      );
+      // Refused before joining: the room never saw it.
+      assert.equal(server.roomStatus('sized')?.peers.length ?? 0, 0);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -9,6 +9,7 @@ import {
   learningRateAt,
   parseRoomConfig,
   topkCount,
+  trainSamplesFor,
 } from '../../shared/config.ts';
 import { isTopkError, type TopkRingError } from '../../shared/errors.ts';
 import type { SchemaProblem } from '../../shared/schema-errors.ts';
@@ -90,6 +91,8 @@ describe('bad settings are refused, naming the setting', () => {
     ['unknown data set', { dataset: 'cifar10' }, 'dataset'],
     ['unknown algorithm', { algorithm: 'tree' }, 'algorithm'],
     ['zero batch size', { batchSize: 0 }, 'batchSize'],
+    ['zero training samples', { trainSamples: 0 }, 'trainSamples'],
+    ['fractional training samples', { trainSamples: 2.5 }, 'trainSamples'],
     ['unknown schedule', { lrSchedule: { kind: 'cosine' } }, 'lrSchedule.kind'],
     [
       'step decay without every',
@@ -259,6 +262,30 @@ describe('describeConfigDifference', () => {
     assert.match(
       describeConfigDifference(room, parseRoomConfig({ k: 5 })) ?? '',
       /^density: |^k: /,
+    );
+  });
+});
+
+describe('trainSamplesFor', () => {
+  const room = parseRoomConfig({ trainSamples: 1200 });
+  const open = parseRoomConfig({});
+
+  it("takes the room's value, else the peer's --max-train, else all", () => {
+    assert.equal(trainSamplesFor(room, 'r', undefined), 1200);
+    assert.equal(trainSamplesFor(room, 'r', 1200), 1200);
+    assert.equal(trainSamplesFor(open, 'r', 300), 300);
+    assert.equal(trainSamplesFor(open, 'r', undefined), undefined);
+  });
+
+  it('refuses a --max-train that would cut another training set', () => {
+    assert.throws(
+      () => trainSamplesFor(room, 'main', 600),
+      (error) =>
+        isTopkError(error, 'ERR_MISMATCH') &&
+        error.context['setting'] === 'trainSamples' &&
+        /room main trains on the first 1200 samples, this peer's --max-train is 600/.test(
+          error.message,
+        ),
     );
   });
 });
