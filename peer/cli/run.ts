@@ -40,7 +40,16 @@ interface RunOptions {
   json?: boolean;
 }
 
-/** The main job's settings, tuned on the dense baseline (docs/training.md). */
+/**
+ * Learning rates for models whose gradients the room's default (0.1)
+ * blows up: linreg on synthetic-linreg's 1,024 features diverges at 0.1
+ * (test loss 1e13 after 5 epochs) and reaches ~0.015 at 0.01.
+ */
+const MODEL_LEARNING_RATES: Partial<Record<string, number>> = {
+  linreg: 0.01,
+};
+
+/** The main job's settings, tuned on the dense baseline. */
 export const MAIN_JOB = {
   peers: 3,
   model: 'mlp',
@@ -174,7 +183,9 @@ function roomConfig(options: RunOptions): RoomConfigInput {
       ? { learningRate: options.lr }
       : isMainModel
         ? { learningRate: MAIN_JOB.learningRate }
-        : {}),
+        : MODEL_LEARNING_RATES[options.model] !== undefined
+          ? { learningRate: MODEL_LEARNING_RATES[options.model] }
+          : {}),
     ...(options.algorithm === undefined
       ? {}
       : { algorithm: options.algorithm as RoomConfigInput['algorithm'] }),

@@ -69,6 +69,34 @@ describe(`distributed training over WebRTC (${isolationNote()})`, () => {
   }
 });
 
+describe('run trains linreg on the synthetic set with its defaults', () => {
+  it('converges (the room default learning rate would diverge)', () => {
+    const result = spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'run',
+        '--runs-dir',
+        runsDir,
+        '--peers',
+        '2',
+        '--model',
+        'linreg',
+        '--dataset',
+        'synthetic-linreg',
+        '--epochs',
+        '2',
+        '--json',
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    const summary = JSON.parse(result.stdout) as { testLoss: number };
+    // Targets have noise variance 0.01; 0.1 diverges to ~1e13.
+    assert.ok(summary.testLoss < 0.1, `test loss ${summary.testLoss}`);
+  });
+});
+
 describe('run refuses bad choices with a clear message and a non-zero exit', () => {
   const cases: [string, string[], RegExp][] = [
     ['an unknown model', ['--model', 'resnet'], /ERR_BAD_CONFIG: .*model/],
