@@ -34,17 +34,49 @@ export function numberOption(min: number, max: number) {
   };
 }
 
+/** Parses an http(s) URL option, such as a signaling server's. */
+export function urlOption(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(
+      `expected a URL such as http://127.0.0.1:8080, got ${value}`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidArgumentError(
+      `expected an http:// or https:// URL, got ${value}`,
+    );
+  }
+  return value;
+}
+
 /**
  * Prints a failure the way a user can act on it (code and message for
- * the project's errors, the stack otherwise) and sets a non-zero exit.
+ * the project's errors and for the system's, such as a folder that
+ * cannot be made; the stack otherwise) and sets a non-zero exit.
  */
 export function reportFailure(error: unknown): void {
   if (isTopkError(error)) {
     console.error(`topk-ring: ${error.code}: ${error.message}`);
+  } else if (isSystemError(error)) {
+    // The system's message starts with its code ("ENOTDIR: not a ...").
+    console.error(`topk-ring: ${error.message}`);
   } else {
     console.error('topk-ring: unexpected failure:', error);
   }
   process.exitCode = 1;
+}
+
+function isSystemError(error: unknown): error is NodeJS.ErrnoException & {
+  code: string;
+} {
+  return (
+    error instanceof Error &&
+    typeof (error as NodeJS.ErrnoException).code === 'string' &&
+    typeof (error as NodeJS.ErrnoException).syscall === 'string'
+  );
 }
 
 /**

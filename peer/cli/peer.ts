@@ -28,6 +28,7 @@ import {
   readRoomConfig,
   reportFailure,
   stopSignal,
+  urlOption,
 } from './options.ts';
 
 interface PeerOptions {
@@ -60,7 +61,7 @@ export function registerPeerCommand(program: Command): void {
   program
     .command('peer')
     .description('train as one peer of a room on a signaling server')
-    .requiredOption('--server <url>', 'signaling server URL')
+    .requiredOption('--server <url>', 'signaling server URL', urlOption)
     .requiredOption('--room <name>', 'room (training job) to join')
     .option('--token <token>', "the room's token, if it needs one")
     .option(

@@ -116,6 +116,11 @@ describe('run refuses bad choices with a clear message and a non-zero exit', () 
       /ERR_MISSING_DEPENDENCY: .*libtensorflow/,
     ],
     ['a density above 1', ['--density', '1.5'], /density/],
+    [
+      'a runs folder that cannot be made',
+      ['--runs-dir', fileURLToPath(import.meta.url) + '/runs'],
+      /^topk-ring: ENOTDIR: not a directory/m,
+    ],
   ];
   for (const [name, args, pattern] of cases) {
     it(`refuses ${name}`, () => {
@@ -126,6 +131,17 @@ describe('run refuses bad choices with a clear message and a non-zero exit', () 
       );
       assert.notEqual(result.status, 0, result.stdout);
       assert.match(result.stderr, pattern);
+      assert.doesNotMatch(result.stderr, /unexpected failure|\n\s+at /);
     });
   }
+
+  it('peer refuses a server that is not a URL, naming the form', () => {
+    const result = spawnSync(
+      process.execPath,
+      [BIN, 'peer', '--server', 'notaurl', '--room', 'r'],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /expected a URL such as http:\/\/127\.0\.0\.1/);
+  });
 });
