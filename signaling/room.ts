@@ -94,7 +94,7 @@ export function checkConfig(room: Room, request: JoinRequest): void {
   if (request.config === undefined) return;
   const difference = describeConfigDifference(
     room.config,
-    parseRoomConfig(request.config),
+    expectedConfig(room.config, request.config),
   );
   if (difference !== null) {
     throw topkError(
@@ -103,6 +103,27 @@ export function checkConfig(room: Room, request: JoinRequest): void {
       { room: room.name, difference },
     );
   }
+}
+
+/**
+ * The config a peer expects, from the settings it wrote: the room's, with
+ * those settings put over it, so a partial config (`{"density": 0.1}`) is
+ * compared on what it names, not on defaults it never chose. Throws
+ * `ERR_BAD_CONFIG` for settings that are not valid.
+ */
+function expectedConfig(config: RoomConfig, written: unknown): RoomConfig {
+  parseRoomConfig(written);
+  if (typeof written !== 'object' || written === null) return config;
+  const named = written as Record<string, unknown>;
+  const base: Record<string, unknown> = { ...config };
+  // K is a count or a density: naming one replaces the room's other.
+  if ('k' in named) delete base['density'];
+  if ('density' in named) delete base['k'];
+  const limits =
+    typeof named['limits'] === 'object' && named['limits'] !== null
+      ? { ...config.limits, ...(named['limits'] as object) }
+      : config.limits;
+  return parseRoomConfig({ ...base, ...named, limits });
 }
 
 /** Refuses (`ERR_MISMATCH`) a peer whose model differs from the room's. */

@@ -120,10 +120,13 @@ export async function runPeerSession(
   // TODO(#6): the first peer of a room the server makes on demand cannot
   // know the room's config before it joins and presents no fingerprint;
   // the room then takes the next one presented.
+  // The room's config when the room exists (a --config may name only a
+  // few settings; the server compares those), else this peer's own.
   const expected =
-    options.config !== undefined
-      ? parseRoomConfig(options.config)
-      : await fetchRoomConfig(options.server, options.room);
+    (await fetchRoomConfig(options.server, options.room)) ??
+    (options.config === undefined
+      ? undefined
+      : parseRoomConfig(options.config));
   const early =
     expected === undefined
       ? undefined

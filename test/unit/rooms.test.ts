@@ -184,6 +184,31 @@ describe('admission by the room', () => {
     assert.equal(r.room('job')?.members.length, 3);
   });
 
+  it('a partial config is compared on what it names, not on defaults', () => {
+    const r = registry({
+      job: parseRoomConfig({
+        batchSize: 32,
+        density: 0.1,
+        limits: { peerTimeoutMs: 2000 },
+      }),
+    });
+    // Names only settings the room has: admitted, though the room's batch
+    // size and peer timeout are not the defaults.
+    r.join(request({ room: 'job', config: { density: 0.1 } }));
+    r.join(request({ room: 'job', config: { limits: { heartbeatMs: 1000 } } }));
+    // K as a count the room does not have, or a named setting that
+    // differs: refused, naming it.
+    assert.equal(
+      codeOf(() => r.join(request({ room: 'job', config: { k: 10 } }))),
+      'ERR_MISMATCH',
+    );
+    assert.throws(
+      () => r.join(request({ room: 'job', config: { batchSize: 64 } })),
+      /batchSize: room has 32, peer has 64/,
+    );
+    assert.equal(r.room('job')?.members.length, 2);
+  });
+
   it('a bad first config creates no room', () => {
     const r = registry({}, { allowPeerConfig: true });
     assert.equal(
