@@ -89,7 +89,8 @@ export function registerRunCommand(program: Command): void {
     .option('--k <k>', 'K as a count (instead of --density)', integerOption(0))
     .option(
       '--epochs <e>',
-      'passes over the training set',
+      'length of the run: passes over the training set by a ring of ' +
+        '--min-peers (more peers make more passes in as many steps)',
       integerOption(1),
       MAIN_JOB.epochs,
     )

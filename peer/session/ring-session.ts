@@ -327,7 +327,10 @@ export class RingSession {
     this.#emit({ type: 'step', record, totals: this.#totals, totalSteps });
 
     const done = trainer.step;
-    const perEpoch = trainer.stepsPerEpoch(this.#placement.peers);
+    // Epochs of the run's own unit (a ring of minPeers), whatever the ring
+    // is now: one evaluation per epoch, never the same epoch twice when
+    // the ring grows or shrinks.
+    const perEpoch = trainer.stepsPerEpoch(config.minPeers);
     let evaluation: { loss: number; accuracy?: number } | undefined;
     if (done % perEpoch === 0 && done !== totalSteps) {
       this.#afterPause = true;
