@@ -238,15 +238,24 @@ export function describeRun(summary: RunSummary): string[] {
         `(loss ${summary.testLoss.toFixed(4)})`;
   return [
     `${summary.stopped ? 'stopped' : 'finished'}: ${summary.steps} steps ` +
-      `on ${summary.peers} peers in ${(summary.wallMs / 1000).toFixed(1)} s`,
+      `on ${summary.peers} peer${summary.peers === 1 ? '' : 's'} in ${(summary.wallMs / 1000).toFixed(1)} s`,
     accuracy,
     `all-reduce traffic: ${formatBytes(summary.bytesSent)} sent by all ` +
       `peers, against ${formatBytes(summary.denseBytes)} for dense ring ` +
-      `all-reduce (${summary.compressionRatio.toFixed(1)}x less)`,
+      `all-reduce (${compared(summary.bytesSent, summary.denseBytes)})`,
     `replicas ${summary.identical ? 'identical' : 'DIFFER'}: ` +
       summary.modelHashes.join(' '),
     `summary and per-step metrics: ${summary.runDir}`,
   ];
+}
+
+/** "44.3x less", "about as much", "5% more", or nothing to send (one peer). */
+function compared(sent: number, dense: number): string {
+  if (dense === 0) return 'nothing to send: one peer';
+  const ratio = dense / Math.max(sent, 1);
+  if (ratio >= 1.05) return `${ratio.toFixed(1)}x less`;
+  if (ratio > 0.95) return 'about as much';
+  return `${((sent / dense - 1) * 100).toFixed(0)}% more`;
 }
 
 /** Turns the peers' events into the display and the CSV files. */
