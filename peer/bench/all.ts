@@ -131,7 +131,9 @@ export async function runAllBenchmarks(
     '',
     'Target: `auto` at most 2.5x the lower bound (aim 1.5x) at overlap ' +
       '0, 0.5 and 0.9, and under a tenth of `dense`. Bytes are sent by the ' +
-      'busiest peer per step; the lower bound is what it must receive.',
+      'busiest peer per step; the lower bound is what it must receive ' +
+      'with 4-byte indices and values, so a cheaper index coding (gaps of ' +
+      '1-2 bytes) can go below 1.',
     '',
     ...header([
       'algorithm',
@@ -182,8 +184,8 @@ export async function runAllBenchmarks(
     '',
     '## Ring all-reduce over WebRTC (4 peer processes, n = 1,000,000, density 0.01)',
     '',
-    'The same seeded steps as above, between peer processes on loopback; ' +
-      "time per step is the slowest peer's.",
+    'Seeded steps like those above (here P = 4, density 0.01), between ' +
+      "peer processes on loopback; time per step is the slowest peer's.",
     '',
     ...header([
       'algorithm',
