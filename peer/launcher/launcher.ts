@@ -180,9 +180,16 @@ export async function launch(options: LaunchOptions): Promise<RunSummary> {
       Array.from({ length: options.peers }, (_, peer) =>
         startPeerProcess(peer, server.url, options, (message) =>
           sink.handle(peer, message),
-        ).then((handle) => {
+        ).then(async (handle) => {
           children.push(handle.child);
-          return handle.finished;
+          const summary = await handle.finished;
+          // The end-of-run evaluation, after the last epoch's.
+          evaluations.write(
+            `${peer},${summary.steps},${summary.stopped ? '' : config.epochs},` +
+              `${summary.testLoss},` +
+              `${summary.testAccuracy ?? ''}\n`,
+          );
+          return summary;
         }),
       ),
     );

@@ -27,6 +27,7 @@ interface TrainResult {
   readonly firstLoss: number;
   readonly lastLoss: number;
   readonly rows: number;
+  readonly evaluations: string[];
   readonly runDir: string;
 }
 
@@ -53,6 +54,22 @@ describe(`distributed training over WebRTC (${isolationNote()})`, () => {
       // 2,400 samples over 3 peers x 16 per step: 50 steps.
       assert.equal(result.steps, 50);
       assert.equal(result.rows, 3 * 50);
+      // One epoch: its evaluation is the end of the run's, one per peer,
+      // with the accuracy the summary reports.
+      assert.deepEqual(
+        result.evaluations.map((line) => line.split(',').slice(1, 3)),
+        [
+          ['50', '1'],
+          ['50', '1'],
+          ['50', '1'],
+        ],
+      );
+      assert.ok(
+        result.evaluations.every((line) =>
+          line.endsWith(`,${result.testAccuracy}`),
+        ),
+        result.evaluations.join('\n'),
+      );
       assert.equal(result.modelHashes.length, 3);
       assert.ok(result.identical, result.modelHashes.join(' '));
       assert.ok(
