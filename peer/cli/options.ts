@@ -79,9 +79,13 @@ function isSystemError(error: unknown): error is NodeJS.ErrnoException & {
   );
 }
 
+/** Signals this close to the first are the same request to stop. */
+const SAME_STOP_MS = 1000;
+
 /**
  * An AbortSignal that fires on the first SIGINT or SIGTERM, so a command
- * stops between steps and leaves gracefully; a second signal exits at once.
+ * stops between steps and leaves gracefully; a second signal more than a
+ * second later exits at once.
  */
 export function stopSignal(): {
   signal: AbortSignal;
@@ -89,9 +93,18 @@ export function stopSignal(): {
   dispose(): void;
 } {
   const controller = new AbortController();
+  let firstAtMs: number | undefined;
   const onSignal = (name: NodeJS.Signals): void => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort(name);
+    const nowMs = performance.now();
+    if (firstAtMs === undefined) {
+      firstAtMs = nowMs;
+      controller.abort(name);
+      return;
+    }
+    // A signal to the whole process group (a terminal's Ctrl-C, `timeout`,
+    // a service manager) reaches `run`'s peers at once and again through
+    // `run` itself: one stop, not two. A second one later exits at once.
+    if (nowMs - firstAtMs > SAME_STOP_MS) process.exit(130);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
