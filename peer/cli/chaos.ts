@@ -8,10 +8,11 @@
  * and how long they took. As root on Linux it re-executes itself in a
  * network namespace of its own with loopback only (`--no-isolate` keeps
  * the host's loopback). Exits 2 when the replicas differ, 3 when the
- * accuracy is off by more than a point.
+ * accuracy is off by more than a point, 4 when no fault was injected.
  */
 import type { Command } from 'commander';
 
+import { topkError } from '../../shared/errors.ts';
 import { formatBytes } from '../../shared/format.ts';
 import {
   ACCURACY_TOLERANCE_POINTS,
@@ -117,6 +118,13 @@ export function registerChaosCommand(program: Command): void {
 }
 
 async function chaos(options: ChaosCliOptions): Promise<void> {
+  if (options.killMin > options.killMax) {
+    throw topkError(
+      'ERR_BAD_CONFIG',
+      `--kill-min ${options.killMin} is above --kill-max ${options.killMax}`,
+      { setting: 'kill-min' },
+    );
+  }
   const say = (line: string): void => {
     if (options.json !== true) console.log(line);
   };
@@ -230,6 +238,11 @@ async function chaos(options: ChaosCliOptions): Promise<void> {
   }
   if (!summary.identical) process.exitCode = 2;
   else if (accuracyWithinTolerance === false) process.exitCode = 3;
+  else if (summary.kills === 0) {
+    // Nothing was put to the test: the run ended before the first kill.
+    say('no fault was injected: raise --epochs or lower --kill-min');
+    process.exitCode = 4;
+  }
 }
 
 function percent(value: number | undefined): string {
