@@ -18,6 +18,7 @@ import {
 } from './options.ts';
 
 interface RunOptions {
+  token?: string;
   peers: number;
   minPeers?: number;
   model: string;
@@ -111,6 +112,10 @@ export function registerRunCommand(program: Command): void {
     .option('--host <host>', 'interface of the embedded server', '127.0.0.1')
     .option('--room <name>', 'room name, so more peers can join', 'main')
     .option(
+      '--token <secret>',
+      'peers joining the room (local ones included) must present it',
+    )
+    .option(
       '--webrtc <binding>',
       'roamhq or node-datachannel',
       DEFAULT_WEBRTC_BINDING,
@@ -137,6 +142,7 @@ export function registerRunCommand(program: Command): void {
           config: roomConfig(options),
           port: options.port,
           host: options.host,
+          token: options.token,
           room: options.room,
           webrtc: options.webrtc,
           backend: options.backend,

@@ -40,6 +40,8 @@ export interface LaunchOptions {
   readonly port: number;
   readonly host: string;
   readonly room: string;
+  /** A shared secret every peer of the room must present. */
+  readonly token?: string;
   readonly webrtc: string;
   readonly backend: string;
   /** Use only the first N training / test samples. */
@@ -140,6 +142,9 @@ export async function launch(options: LaunchOptions): Promise<RunSummary> {
     port: options.port,
     host: options.host,
     rooms: { [options.room]: config },
+    ...(options.token === undefined
+      ? {}
+      : { admission: { sharedToken: options.token } }),
     // Tabs get the join page and the same data the local peers load.
     httpHandlers: browserPeerHandlers({
       roomConfig: (name) => (name === options.room ? config : undefined),
@@ -147,10 +152,24 @@ export async function launch(options: LaunchOptions): Promise<RunSummary> {
       maxTest: options.maxTest,
     }),
   });
-  const joinUrl = `${server.url}/?room=${encodeURIComponent(options.room)}`;
+  const joinUrl =
+    `${server.url}/?room=${encodeURIComponent(options.room)}` +
+    (options.token === undefined
+      ? ''
+      : `&token=${encodeURIComponent(options.token)}`);
   const dashboardUrl = `${server.url}/dashboard?room=${encodeURIComponent(options.room)}`;
   const display = options.display ?? SILENT;
   display.log(`signaling server ${server.url}; dashboard ${dashboardUrl}`);
+  if (!isLoopbackHost(options.host)) {
+    display.log(
+      `listening on ${options.host}: other machines use this machine's ` +
+        `address with port ${new URL(server.url).port}` +
+        (options.token === undefined
+          ? '; the room has no token, so anyone who reaches the port can ' +
+            'join it (--token sets one)'
+          : ''),
+    );
+  }
   if (config.minPeers > options.peers) {
     display.log(
       `waiting for ${config.minPeers - options.peers} more peer(s): open ` +
@@ -234,6 +253,12 @@ export async function launch(options: LaunchOptions): Promise<RunSummary> {
     JSON.stringify({ ...summary, peerSummaries: summaries }, null, 2),
   );
   return summary;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return (
+    host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+  );
 }
 
 /** Human-readable lines of a summary. */

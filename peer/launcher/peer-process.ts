@@ -25,6 +25,8 @@ export interface PeerProcessOptions {
   readonly backend: string;
   readonly maxTrain?: number;
   readonly maxTest?: number;
+  /** The room's token, if it needs one. */
+  readonly token?: string;
   /** Appends the process's stderr (its debug log) to this file. */
   readonly logFile?: string;
   /** Variables added to the process's environment. */
@@ -67,6 +69,7 @@ export async function startPeerProcess(
   if (options.maxTest !== undefined) {
     args.push('--max-test', String(options.maxTest));
   }
+  if (options.token !== undefined) args.push('--token', options.token);
   const child = fork(BIN, args, {
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     execArgv: [],

@@ -114,6 +114,38 @@ describe('run trains linreg on the synthetic set with its defaults', () => {
   });
 });
 
+describe('run with a room token', () => {
+  it('its own peers present it and train', () => {
+    const result = spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'run',
+        '--runs-dir',
+        runsDir,
+        '--peers',
+        '2',
+        '--max-train',
+        '320',
+        '--epochs',
+        '1',
+        '--token',
+        's3cret',
+        '--json',
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    const summary = JSON.parse(result.stdout) as {
+      steps: number;
+      modelHashes: string[];
+    };
+    // 320 samples over 2 peers x 32 per step.
+    assert.equal(summary.steps, 5);
+    assert.equal(new Set(summary.modelHashes).size, 1);
+  });
+});
+
 describe('run refuses bad choices with a clear message and a non-zero exit', () => {
   const cases: [string, string[], RegExp][] = [
     ['an unknown model', ['--model', 'resnet'], /ERR_BAD_CONFIG: .*model/],
