@@ -25,8 +25,14 @@ import {
   reexecIsolated,
 } from '../launcher/isolation.ts';
 import { launch } from '../launcher/launcher.ts';
-import { DEFAULT_WEBRTC_BINDING } from '../webrtc/bindings.ts';
-import { integerOption, numberOption, reportFailure } from './options.ts';
+import { BACKEND_CHOICES } from '../tf/backend.ts';
+import { DEFAULT_WEBRTC_BINDING, WEBRTC_BINDINGS } from '../webrtc/bindings.ts';
+import {
+  choiceOption,
+  integerOption,
+  numberOption,
+  reportFailure,
+} from './options.ts';
 
 interface ChaosCliOptions {
   peers: number;
@@ -93,9 +99,15 @@ export function registerChaosCommand(program: Command): void {
     .option(
       '--webrtc <binding>',
       'roamhq or node-datachannel',
+      choiceOption(WEBRTC_BINDINGS),
       DEFAULT_WEBRTC_BINDING,
     )
-    .option('--backend <name>', 'auto, wasm, cpu or tensorflow', 'auto')
+    .option(
+      '--backend <name>',
+      'auto, wasm, cpu or tensorflow',
+      choiceOption(BACKEND_CHOICES),
+      'auto',
+    )
     .option(
       '--max-train <n>',
       'use only the first n training samples',

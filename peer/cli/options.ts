@@ -7,6 +7,7 @@ import { InvalidArgumentError } from 'commander';
 
 import { parseRoomConfig, type RoomConfigInput } from '../../shared/config.ts';
 import { isTopkError, topkError } from '../../shared/errors.ts';
+import { RoomNameSchema } from '../../shared/signaling-protocol.ts';
 
 /** Parses an integer option within [min, max]. */
 export function integerOption(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -32,6 +33,29 @@ export function numberOption(min: number, max: number) {
     }
     return parsed;
   };
+}
+
+/** Parses an option that must be one of `choices`. */
+export function choiceOption(choices: readonly string[]) {
+  return (value: string): string => {
+    if (!choices.includes(value)) {
+      throw new InvalidArgumentError(
+        `expected one of ${choices.join(', ')}, got ${value}`,
+      );
+    }
+    return value;
+  };
+}
+
+/** Parses a room name (1-64 of A-Z a-z 0-9 . _ -). */
+export function roomOption(value: string): string {
+  if (!RoomNameSchema.safeParse(value).success) {
+    throw new InvalidArgumentError(
+      'expected 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or ' +
+        `digit), got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
 }
 
 /** Parses an http(s) URL option, such as a signaling server's. */

@@ -22,11 +22,14 @@ import {
 import {
   parseBindingName,
   DEFAULT_WEBRTC_BINDING,
+  WEBRTC_BINDINGS,
 } from '../webrtc/bindings.ts';
 import {
   integerOption,
   readRoomConfig,
   reportFailure,
+  choiceOption,
+  roomOption,
   stopSignal,
   urlOption,
 } from './options.ts';
@@ -62,7 +65,7 @@ export function registerPeerCommand(program: Command): void {
     .command('peer')
     .description('train as one peer of a room on a signaling server')
     .requiredOption('--server <url>', 'signaling server URL', urlOption)
-    .requiredOption('--room <name>', 'room (training job) to join')
+    .requiredOption('--room <name>', 'room (training job) to join', roomOption)
     .option('--token <token>', "the room's token, if it needs one")
     .option(
       '--config <file>',
@@ -71,11 +74,13 @@ export function registerPeerCommand(program: Command): void {
     .option(
       '--webrtc <binding>',
       'WebRTC binding: roamhq or node-datachannel',
+      choiceOption(WEBRTC_BINDINGS),
       DEFAULT_WEBRTC_BINDING,
     )
     .option(
       '--backend <name>',
       `TensorFlow.js backend: ${BACKEND_CHOICES.join(', ')}`,
+      choiceOption(BACKEND_CHOICES),
       'auto',
     )
     .option('--checkpoint-dir <dir>', 'write checkpoints into this folder')

@@ -9,11 +9,14 @@ import type { Command } from 'commander';
 import { ALGORITHM_NAMES, type RoomConfigInput } from '../../shared/config.ts';
 import { describeRun, launch } from '../launcher/launcher.ts';
 import { createProgressDisplay } from './progress.ts';
-import { DEFAULT_WEBRTC_BINDING } from '../webrtc/bindings.ts';
+import { BACKEND_CHOICES } from '../tf/backend.ts';
+import { DEFAULT_WEBRTC_BINDING, WEBRTC_BINDINGS } from '../webrtc/bindings.ts';
 import {
+  choiceOption,
   integerOption,
   numberOption,
   reportFailure,
+  roomOption,
   stopSignal,
 } from './options.ts';
 
@@ -110,7 +113,12 @@ export function registerRunCommand(program: Command): void {
       0,
     )
     .option('--host <host>', 'interface of the embedded server', '127.0.0.1')
-    .option('--room <name>', 'room name, so more peers can join', 'main')
+    .option(
+      '--room <name>',
+      'room name, so more peers can join',
+      roomOption,
+      'main',
+    )
     .option(
       '--token <secret>',
       'peers joining the room (local ones included) must present it',
@@ -118,9 +126,15 @@ export function registerRunCommand(program: Command): void {
     .option(
       '--webrtc <binding>',
       'roamhq or node-datachannel',
+      choiceOption(WEBRTC_BINDINGS),
       DEFAULT_WEBRTC_BINDING,
     )
-    .option('--backend <name>', 'auto, wasm, cpu or tensorflow', 'auto')
+    .option(
+      '--backend <name>',
+      'auto, wasm, cpu or tensorflow',
+      choiceOption(BACKEND_CHOICES),
+      'auto',
+    )
     .option(
       '--max-train <n>',
       "train on the first n training samples (the room's trainSamples)",

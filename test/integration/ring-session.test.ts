@@ -38,7 +38,13 @@ describe(`a tab's ring session with two Node peers (${isolationNote()})`, () => 
     // 960 samples over 3 peers x 16 per step: 20 steps, 320 per shard.
     assert.equal(result.tab.steps, 20);
     assert.equal(result.tab.stopped, false);
-    assert.deepEqual(result.shards, [320]);
+    // One download per generation: a ring that re-forms (a stalled step
+    // restarted, seen once on a loaded machine) deals the shard again.
+    assert.ok(result.shards.length >= 1);
+    assert.ok(
+      result.shards.every((samples) => samples === 320),
+      `${result.shards}`,
+    );
     for (const node of result.nodes) {
       assert.equal(node.code, 0);
       assert.equal(node.summary?.steps, 20);
