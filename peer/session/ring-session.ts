@@ -140,6 +140,11 @@ export class RingSession {
     const config = trainer.config;
     // The length of the run is the room's, the same for every peer and
     // for peers that join later: epochs of a ring of `minPeers`.
+    // TODO(#6): a peer that is out of the ring (benched, reconnecting)
+    // while the others finish the run and leave comes back to a ring of
+    // its own and trains the remaining steps alone from its stale
+    // weights, ending with another model; the server should remember the
+    // finished run and stop such a peer or hand it the final weights.
     const totalSteps = config.epochs * trainer.stepsPerEpoch(config.minPeers);
     const offMembership = this.#client.on('membership', (m) =>
       this.#abortIfSuperseded(m),

@@ -49,8 +49,8 @@ async function faultRun(
   const finished = result.summaries.map((s) =>
     typeof s === 'string' ? assert.fail(s) : s,
   );
-  // 1,200 samples over 3 peers x 16 per step: 25 steps an epoch, 4 epochs.
-  for (const summary of finished) assert.equal(summary.steps, 100);
+  // 1,200 samples over 3 peers x 16 per step: 25 steps an epoch, 12 epochs.
+  for (const summary of finished) assert.equal(summary.steps, 300);
   assert.equal(
     new Set(finished.map((s) => s.modelHash)).size,
     1,
