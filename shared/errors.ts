@@ -37,6 +37,11 @@ export const ERROR_CODES = [
   'ERR_BAD_CHECKPOINT',
   /** A server did not answer: unreachable, or no reply within a timeout. */
   'ERR_UNREACHABLE',
+  /**
+   * The room's run ended while this peer was out of the ring: its weights
+   * are stale and nobody who holds the final ones is left to hand them on.
+   */
+  'ERR_RUN_FINISHED',
   /** An internal invariant was broken: a bug in this project. */
   'ERR_INTERNAL',
 ] as const;

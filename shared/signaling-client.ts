@@ -31,6 +31,8 @@ import {
   type RelayedSignal,
   type RingPosition,
   type SignalData,
+  type FinishReply,
+  type FinishRequest,
   type StalledReply,
   type StalledRequest,
   type SuspectReply,
@@ -60,6 +62,8 @@ export interface SignalingClientOptions {
    * the config this peer expects; a room with another one refuses it. */
   readonly config?: RoomConfigInput;
   readonly fingerprint?: ModelFingerprint;
+  /** The step of the checkpoint this peer resumed from, if any. */
+  readonly holdsStep?: number;
   /** Rejoin as this peer (with its resume key), e.g. after a crash. */
   readonly peerId?: string;
   readonly resumeKey?: string;
@@ -273,6 +277,30 @@ export class SignalingClient {
       return await this.#socket
         .timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
         .emitWithAck('stalled', request);
+    } catch (error) {
+      return unanswered(String(error));
+    }
+  }
+
+  /**
+   * Tells the server that this peer completed the run (signaling/
+   * finish.ts). Resolves with `done` (leave) or `wait` (follow the new
+   * generation first), or a refusal; never rejects (`ERR_UNREACHABLE`
+   * when nobody answers in time).
+   */
+  async finish(request: FinishRequest): Promise<FinishReply> {
+    const unanswered = (reason: string): FinishReply => ({
+      ok: false,
+      error: {
+        code: 'ERR_UNREACHABLE',
+        message: `finish: no answer from the server (${reason})`,
+      },
+    });
+    if (this.#closed) return unanswered('closed');
+    try {
+      return await this.#socket
+        .timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+        .emitWithAck('finish', request);
     } catch (error) {
       return unanswered(String(error));
     }

@@ -154,6 +154,8 @@ export interface JoinFields {
   readonly token?: string;
   readonly config?: unknown;
   readonly fingerprint?: JoinRequest['fingerprint'];
+  /** The step of the weights this peer resumed from, if any. */
+  readonly holdsStep?: number;
   readonly peerId?: string;
   readonly resumeKey?: string;
   /** The last membership seen, for a restarted server to restore. */
@@ -167,6 +169,7 @@ export function joinRequest(fields: JoinFields): JoinRequest {
     token: fields.token,
     config: fields.config,
     fingerprint: fields.fingerprint,
+    holdsStep: fields.holdsStep,
     peerId: fields.peerId || undefined,
     resumeKey: fields.resumeKey || undefined,
     previous:

@@ -2,7 +2,7 @@
  * The signaling protocol between a peer and the signaling server, declared
  * once and used through socket.io's TypeScript generics on both sides:
  *
- *   peer -> server   join, signal, report, leave, suspect, stalled
+ *   peer -> server   join, signal, report, leave, suspect, stalled, finish
  *   server -> peer   membership, signal, mismatch, ejected, rejected
  *
  * Every payload a peer sends has a zod schema here; the server validates
@@ -65,6 +65,17 @@ export const JoinRequestSchema = z.strictObject({
    * it), or the config the peer expects; validated as a room config. */
   config: z.unknown().optional(),
   fingerprint: ModelFingerprintSchema.optional(),
+  /**
+   * The step of the weights a peer resumed from a checkpoint brings; left
+   * out by a newcomer. A room whose run finished at a later step, with
+   * nobody left to hand on the final weights, refuses it
+   * (`ERR_RUN_FINISHED`) rather than let it train the rest alone.
+   */
+  holdsStep: z
+    .number({ error: 'a step (an integer >= 0)' })
+    .int()
+    .min(0)
+    .optional(),
 });
 /** The payload of `join`. */
 export type JoinRequest = z.output<typeof JoinRequestSchema>;
@@ -193,6 +204,23 @@ export const StalledRequestSchema = z.strictObject({
 /** The payload of `stalled`. */
 export type StalledRequest = z.output<typeof StalledRequestSchema>;
 
+/**
+ * `finish`: this peer completed the run's last step (`step`) in
+ * `generation`, with weights `modelHash`. The server remembers the
+ * finished run, and before the peer leaves it may ask it to wait: a ring
+ * member that is out of the ring (benched) is put back so that the
+ * finished peers hand it the final weights.
+ */
+export const FinishRequestSchema = z.strictObject({
+  generation,
+  step: count('a step'),
+  modelHash: z
+    .string({ error: 'a hash (1-128 of A-Z a-z 0-9 _ -)' })
+    .regex(/^[A-Za-z0-9_-]{1,128}$/),
+});
+/** The payload of `finish`. */
+export type FinishRequest = z.output<typeof FinishRequestSchema>;
+
 /** Schemas of every peer-to-server event, by name. */
 export const CLIENT_EVENT_SCHEMAS = {
   join: JoinRequestSchema,
@@ -201,6 +229,7 @@ export const CLIENT_EVENT_SCHEMAS = {
   leave: LeaveRequestSchema,
   suspect: SuspectRequestSchema,
   stalled: StalledRequestSchema,
+  finish: FinishRequestSchema,
 } as const;
 
 /** The name of a peer-to-server event. */
@@ -212,6 +241,7 @@ export const EVENTS_WITH_ACK: ReadonlySet<ClientEventName> = new Set([
   'leave',
   'suspect',
   'stalled',
+  'finish',
 ]);
 
 /** An error as it travels: the fields of a TopkRingError. */
@@ -231,12 +261,24 @@ export interface Member {
   readonly connected: boolean;
 }
 
+/** A run that some peer completed: its last step and final weights. */
+export interface FinishedRun {
+  readonly step: number;
+  readonly modelHash: string;
+}
+
 /** A membership: who is in the ring, in ring order, in which generation. */
 export interface Membership {
   readonly room: string;
   readonly generation: number;
   /** Sorted by ringIndex, which runs 0..members.length-1. */
   readonly members: readonly Member[];
+  /**
+   * Set once a peer of the room completed the run: a member whose ring
+   * holds only older weights is stale and stops (`ERR_RUN_FINISHED`)
+   * instead of training the last steps on its own.
+   */
+  readonly finished?: FinishedRun;
 }
 
 /** The reply to `join`. */
@@ -274,6 +316,21 @@ export type StalledReply =
   | {
       readonly ok: true;
       readonly verdict: 'restarted' | 'late';
+      /** The room's generation after the request. */
+      readonly generation: number;
+    }
+  | { readonly ok: false; readonly error: WireError };
+
+/**
+ * The reply to `finish`: the peer may leave (`done`), or peers took a
+ * ring place since the generation it finished in (`wait`: a benched
+ * member put back to receive the final weights, or a newcomer) and the
+ * peer follows the new membership to hand them on, then finishes again.
+ */
+export type FinishReply =
+  | {
+      readonly ok: true;
+      readonly verdict: 'done' | 'wait';
       /** The room's generation after the request. */
       readonly generation: number;
     }
@@ -336,6 +393,7 @@ export interface ClientToServerEvents {
     request: StalledRequest,
     ack: (reply: StalledReply) => void,
   ) => void;
+  finish: (request: FinishRequest, ack: (reply: FinishReply) => void) => void;
 }
 
 /** Events the server sends. */
@@ -357,6 +415,9 @@ export interface ServerToClientEvents {
 export const MembershipSchema: z.ZodType<Membership> = z.object({
   room: z.string(),
   generation,
+  finished: z
+    .object({ step: z.number().int().min(0), modelHash: z.string() })
+    .optional(),
   members: z.array(
     z.object({
       peerId: z.string(),
@@ -468,6 +529,8 @@ export interface RoomStatus {
   readonly stalls: readonly StallStatus[];
   /** All restarts of a stalled ring since the room was created. */
   readonly stallCount: number;
+  /** The run as the first peer to complete it reported it, or null. */
+  readonly finished: (FinishedRun & { readonly atMs: number }) | null;
 }
 
 /**

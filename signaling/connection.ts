@@ -20,6 +20,8 @@ import type {
   PeerReport,
   ServerToClientEvents,
   SignalRequest,
+  FinishReply,
+  FinishRequest,
   StalledReply,
   StalledRequest,
   SuspectReply,
@@ -200,6 +202,19 @@ export function acceptConnection(socket: PeerSocket, ctx: ServerContext): void {
         );
       }
       onStalled(socket, ctx, request, ack);
+    }),
+  );
+  socket.on('finish', (request, ack) =>
+    guard(socket, ctx, 'finish', ack, () => {
+      if (!suspects.take()) {
+        throw topkError(
+          'ERR_RATE_LIMIT',
+          `more than ${ctx.limits.suspectsPerSecond} suspect, stalled or ` +
+            `finish events per second (burst ${ctx.limits.suspectBurst})`,
+          { limit: ctx.limits.suspectsPerSecond },
+        );
+      }
+      onFinish(socket, ctx, request, ack);
     }),
   );
   socket.on('disconnect', (reason) => {
@@ -405,6 +420,35 @@ function onStalled(
     { room: room.name, ...outcome.stall },
   );
   ack({ ok: true, verdict: 'restarted', generation: room.generation });
+  ctx.membershipChanged(room, room.name);
+}
+
+/**
+ * A peer completed the run (finish.ts): the room remembers it, and a
+ * benched member put back to receive the final weights starts a new
+ * generation, announced.
+ */
+function onFinish(
+  socket: PeerSocket,
+  ctx: ServerContext,
+  request: FinishRequest,
+  ack: (reply: FinishReply) => void,
+): void {
+  const peerId = socket.data.peerId;
+  if (peerId === undefined) {
+    throw topkError('ERR_BAD_MESSAGE', 'finish: join a room first', {
+      reason: 'not-in-ring',
+    });
+  }
+  const { room, outcome } = ctx.registry.finish(peerId, request);
+  ack({ ok: true, verdict: outcome.verdict, generation: room.generation });
+  if (outcome.readmitted.length === 0) return;
+  ctx.warn(
+    `room ${room.name}: the run finished at step ${request.step}; ` +
+      `${outcome.readmitted.join(', ')} back from the bench for the final ` +
+      `weights (generation ${room.generation})`,
+    { room: room.name, readmitted: outcome.readmitted },
+  );
   ctx.membershipChanged(room, room.name);
 }
 

@@ -163,7 +163,10 @@ export function readmitDue(
     changed = true;
     log('%s: %s back in the ring', room.name, peer.id);
   }
-  if (changed) room.generation += 1;
+  if (changed) {
+    room.generation += 1;
+    for (const { peer } of due) peer.placedIn = room.generation;
+  }
   return { changed, dropped };
 }
 

@@ -139,6 +139,7 @@ export function roomStatus(room: Room): RoomStatus {
     ejectionCount: room.ejectionCount,
     stalls: room.stalls.map((s) => ({ ...s })),
     stallCount: room.stallCount,
+    finished: room.finished === undefined ? null : { ...room.finished },
   };
 }
 

@@ -17,6 +17,7 @@ import {
 } from '../shared/fingerprint.ts';
 import type {
   EjectionStatus,
+  FinishedRun,
   JoinRequest,
   PeerKind,
   ResyncStatus,
@@ -38,6 +39,8 @@ export interface PeerRecord {
    */
   resumeKey: string | undefined;
   track: PeerTrack;
+  /** The generation in which it took its current ring place. */
+  placedIn: number;
 }
 
 /** A peer taken out of the ring, waiting to be put back. */
@@ -84,6 +87,37 @@ export interface Room {
   readonly strikes: Map<string, number[]>;
   /** Accuser id -> when its accusations ejected someone (ms). */
   readonly ejectionsCaused: Map<string, number[]>;
+  /** The completed run (finish.ts), until the room empties. */
+  finished: (FinishedRun & { atMs: number }) | undefined;
+  /** Benched peers already put back to receive the final weights. */
+  readonly finishOffered: Set<string>;
+}
+
+/**
+ * Refuses (`ERR_RUN_FINISHED`) a peer resumed from a checkpoint older than
+ * the room's finished run when nobody is left in the room to hand it the
+ * final weights: it would train the remaining steps alone and end with
+ * another model. A newcomer is admitted (it starts a new run).
+ */
+export function checkNotFinished(room: Room, request: JoinRequest): void {
+  const finished = room.finished;
+  const holds = request.holdsStep;
+  if (finished === undefined || holds === undefined) return;
+  if (holds >= finished.step) return;
+  if (room.members.length > 0 || room.benched.length > 0) return;
+  throw topkError(
+    'ERR_RUN_FINISHED',
+    `room ${room.name}: its run finished at step ${finished.step} (model ` +
+      `${finished.modelHash}) and every peer holding those weights left; ` +
+      `this checkpoint is at step ${holds}, so it would train the rest ` +
+      `alone into another model. Start a new run without --resume`,
+    {
+      room: room.name,
+      finishedStep: finished.step,
+      finishedHash: finished.modelHash,
+      step: holds,
+    },
+  );
 }
 
 /**
@@ -174,6 +208,8 @@ export function newRoom(
     timesEjected: new Map(),
     strikes: new Map(),
     ejectionsCaused: new Map(),
+    finished: undefined,
+    finishOffered: new Set(),
   };
 }
 
@@ -190,6 +226,7 @@ export function newPeer(
     connected: true,
     resumeKey: undefined,
     track: newPeerTrack(),
+    placedIn: 0,
   };
 }
 

@@ -26,6 +26,7 @@ import debugFactory from 'debug';
 import { parseRoomConfig, type RoomConfig } from '../shared/config.ts';
 import { topkError } from '../shared/errors.ts';
 import type {
+  FinishRequest,
   JoinRequest,
   Membership,
   SignalRequest,
@@ -45,6 +46,7 @@ import {
 import type { ServerLimits } from './limits.ts';
 import {
   checkConfig,
+  checkNotFinished,
   checkFingerprint,
   newPeer,
   newPeerId,
@@ -54,8 +56,12 @@ import {
   type Room,
 } from './room.ts';
 import { restartStalled, type StallOutcome } from './stall.ts';
+import { finishRun, type FinishOutcome } from './finish.ts';
 
 export type { PeerRecord, Room } from './room.ts';
+
+/** Finished runs of emptied rooms made on demand that are remembered. */
+const FINISHED_RUNS_KEPT = 1024;
 
 const log = debugFactory('topk:signaling:rooms');
 
@@ -89,6 +95,8 @@ export class RoomRegistry {
   readonly #rooms = new Map<string, Room>();
   /** Peer id -> room name, for every place held (connected or not). */
   readonly #peerRooms = new Map<string, string>();
+  /** Finished runs of rooms made on demand that emptied (#emptied). */
+  readonly #finishedRuns = new Map<string, NonNullable<Room['finished']>>();
   readonly #options: RoomRegistryOptions;
   readonly #now: () => number;
 
@@ -122,6 +130,14 @@ export class RoomRegistry {
         backend: m.backend,
         connected: m.connected,
       })),
+      ...(room.finished === undefined
+        ? {}
+        : {
+            finished: {
+              step: room.finished.step,
+              modelHash: room.finished.modelHash,
+            },
+          }),
     };
   }
 
@@ -154,11 +170,16 @@ export class RoomRegistry {
       }
     }
     if (slot === undefined) this.#checkCapacity(room);
-    if (existing === undefined) this.#rooms.set(room.name, room);
+    const restoring = slot === undefined && this.#canRestore(room, request);
+    if (slot === undefined && !restoring) checkNotFinished(room, request);
+    if (existing === undefined) {
+      this.#rooms.set(room.name, room);
+      this.#finishedRuns.delete(room.name);
+    }
     room.fingerprint ??= request.fingerprint;
 
     if (slot !== undefined) return this.#reclaim(room, slot, request);
-    if (this.#canRestore(room, request)) return this.#restore(room, request);
+    if (restoring) return this.#restore(room, request);
     return this.#append(room, request);
   }
 
@@ -230,6 +251,24 @@ export class RoomRegistry {
       room,
       outcome: restartStalled(room, peerId, request, this.#now()),
     };
+  }
+
+  /**
+   * A peer completed the run (finish.ts): returns the room and whether the
+   * peer may leave or must follow a new generation first. Throws
+   * `ERR_BAD_MESSAGE` for a peer that is not a member of a room.
+   */
+  finish(
+    peerId: string,
+    request: FinishRequest,
+  ): { room: Room; outcome: FinishOutcome } {
+    const room = this.#roomOf(peerId);
+    if (room === undefined) {
+      throw topkError('ERR_BAD_MESSAGE', 'finish: join a room first', {
+        reason: 'not-in-ring',
+      });
+    }
+    return { room, outcome: finishRun(room, peerId, request, this.#now()) };
   }
 
   /**
@@ -348,12 +387,17 @@ export class RoomRegistry {
         { room: request.room, reason: 'too-many-rooms' },
       );
     }
+    const finished = this.#finishedRuns.get(request.room);
+    const made = (room: Room): Room => {
+      room.finished = finished;
+      return room;
+    };
     if (allowPeerConfig === true) {
       const config = parseRoomConfig(request.config ?? defaultRoomConfig ?? {});
-      return newRoom(request.room, config, 'peer');
+      return made(newRoom(request.room, config, 'peer'));
     }
     if (defaultRoomConfig !== undefined) {
-      return newRoom(request.room, defaultRoomConfig, 'default');
+      return made(newRoom(request.room, defaultRoomConfig, 'default'));
     }
     throw topkError(
       'ERR_ADMISSION',
@@ -432,6 +476,7 @@ export class RoomRegistry {
       const peer = newPeer(id, request.kind, request.backend);
       peer.connected = id === request.peerId;
       peer.resumeKey = undefined;
+      peer.placedIn = previous.generation;
       return peer;
     });
     for (const m of room.members) this.#peerRooms.set(m.id, room.name);
@@ -447,12 +492,17 @@ export class RoomRegistry {
 
   #append(room: Room, request: JoinRequest): JoinOutcome {
     this.#endRestore(room);
+    if (this.#isEmpty(room) && request.holdsStep === undefined) {
+      // A newcomer in an empty room starts a new run.
+      room.finished = undefined;
+    }
     const id = request.peerId ?? newPeerId();
     const peer = newPeer(id, request.kind, request.backend);
     peer.resumeKey = request.resumeKey ?? newResumeKey();
     room.members.push(peer);
     this.#peerRooms.set(id, room.name);
     room.generation += 1;
+    peer.placedIn = room.generation;
     log('%s: %s joined, generation %d', room.name, id, room.generation);
     return { room, peer, replacedConnection: false };
   }
@@ -473,6 +523,18 @@ export class RoomRegistry {
 
   #emptied(room: Room): void {
     room.fingerprint = undefined;
-    if (room.configSource !== 'server') this.#rooms.delete(room.name);
+    room.finishOffered.clear();
+    if (room.configSource === 'server') return;
+    this.#rooms.delete(room.name);
+    // A finished run outlives its room, so that a peer resumed from an
+    // older checkpoint is told (checkNotFinished); bounded.
+    if (room.finished === undefined) return;
+    this.#finishedRuns.delete(room.name);
+    this.#finishedRuns.set(room.name, room.finished);
+    if (this.#finishedRuns.size > FINISHED_RUNS_KEPT) {
+      this.#finishedRuns.delete(
+        this.#finishedRuns.keys().next().value as string,
+      );
+    }
   }
 }

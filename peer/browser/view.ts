@@ -137,6 +137,9 @@ export class PeerView {
         );
         this.status(`training: ${event.totalSteps} steps in the run`);
         break;
+      case 'handing-on':
+        this.status('run complete; handing the final weights on to the ring');
+        break;
       case 'step-failed':
         this.status(
           `step failed (${event.error.code}); waiting for the ring to ` +

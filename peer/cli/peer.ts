@@ -180,6 +180,12 @@ function printEvent(event: SessionEvent): void {
         );
       }
       break;
+    case 'handing-on':
+      console.log(
+        `run complete; handing the final weights to the ring of generation ` +
+          `${event.generation} before leaving`,
+      );
+      break;
     case 'evaluation':
       console.log(
         `epoch ${event.epoch}: test loss ${event.loss.toFixed(4)}` +

@@ -31,6 +31,8 @@ export interface PeerProcessOptions {
   readonly logFile?: string;
   /** Variables added to the process's environment. */
   readonly env?: Readonly<Record<string, string>>;
+  /** More `topk-ring peer` options, e.g. `--checkpoint-dir DIR`. */
+  readonly args?: readonly string[];
 }
 
 /** A running peer process. */
@@ -70,6 +72,7 @@ export async function startPeerProcess(
     args.push('--max-test', String(options.maxTest));
   }
   if (options.token !== undefined) args.push('--token', options.token);
+  args.push(...(options.args ?? []));
   const child = fork(BIN, args, {
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     execArgv: [],

@@ -27,6 +27,11 @@ export interface GenerationStart {
    * ones connect. Nothing was transferred.
    */
   readonly waiting: boolean;
+  /**
+   * The highest step a member that holds weights had completed before
+   * the handshake, or undefined when every member was a newcomer.
+   */
+  readonly newestHeld: number | undefined;
 }
 
 /**
@@ -46,11 +51,13 @@ export async function openGeneration(
     previousHash: fresh ? '' : trainer.previousHash(),
   });
   const plan = planGeneration(standings);
+  const held = standings.filter((s) => !s.fresh).map((s) => s.step);
+  const newestHeld = held.length === 0 ? undefined : Math.max(...held);
   const minPeers = trainer.config.minPeers;
   const waiting = standings.every((s) => s.fresh) && context.peers < minPeers;
   if (waiting) {
     log('%d of %d peers; waiting', context.peers, minPeers);
-    return { startStep: plan.startStep, waiting };
+    return { startStep: plan.startStep, waiting, newestHeld };
   }
   if (plan.rollback[context.ringIndex]) trainer.rollback();
   const ownHash = fresh ? '' : trainer.modelHash();
@@ -73,7 +80,7 @@ export async function openGeneration(
     plan.startStep,
     context.peers,
   );
-  return { startStep: plan.startStep, waiting };
+  return { startStep: plan.startStep, waiting, newestHeld };
 }
 
 /**

@@ -77,6 +77,15 @@ export type RingSessionEvent =
       readonly error: TopkRingError;
     }
   | {
+      /**
+       * The run is complete here, but the server put ring members back
+       * (benched ones, or newcomers) that need the final weights: this
+       * peer hands them on in `generation` before it leaves.
+       */
+      readonly type: 'handing-on';
+      readonly generation: number;
+    }
+  | {
       readonly type: 'evaluation';
       readonly step: number;
       readonly epoch: number;

@@ -140,11 +140,6 @@ export class RingSession {
     const config = trainer.config;
     // The length of the run is the room's, the same for every peer and
     // for peers that join later: epochs of a ring of `minPeers`.
-    // TODO(#6): a peer that is out of the ring (benched, reconnecting)
-    // while the others finish the run and leave comes back to a ring of
-    // its own and trains the remaining steps alone from its stale
-    // weights, ending with another model; the server should remember the
-    // finished run and stop such a peer or hand it the final weights.
     const totalSteps = config.epochs * trainer.stepsPerEpoch(config.minPeers);
     const offMembership = this.#client.on('membership', (m) =>
       this.#abortIfSuperseded(m),
@@ -162,7 +157,7 @@ export class RingSession {
     let stopped = false;
     let dataFailure: unknown;
     try {
-      while (trainer.step < totalSteps) {
+      for (;;) {
         if (this.#stop.signal.aborted) {
           stopped = true;
           break;
@@ -172,6 +167,10 @@ export class RingSession {
           if (this.#waiting) {
             this.#emit({ type: 'waiting', minPeers: config.minPeers });
             await waitForNewGeneration(this.#client, this.#stop.signal);
+            continue;
+          }
+          if (trainer.step >= totalSteps) {
+            if (await this.#finish()) break;
             continue;
           }
           // Data that cannot be had is no ring failure: no new ring helps.
@@ -187,6 +186,7 @@ export class RingSession {
             stopped = true;
             break;
           }
+          if (isTopkError(error, 'ERR_RUN_FINISHED')) throw error;
           await this.#recover(error);
         }
       }
@@ -195,18 +195,6 @@ export class RingSession {
       offEjected();
     }
     if (dataFailure !== undefined) throw dataFailure;
-    const last = this.#link;
-    if (!stopped && last !== undefined && this.#placement.peers > 1) {
-      await finishTogether(
-        {
-          room: this.#options.room,
-          peerId: this.#client.peerId,
-          ...this.#placement,
-          link: last.link,
-        },
-        trainer,
-      );
-    }
 
     const evaluation = trainer.evaluate();
     if (this.#options.checkpoint !== undefined) {
@@ -365,6 +353,83 @@ export class RingSession {
   }
 
   /**
+   * The run is complete here: the end-of-run barrier with the ring (no
+   * peer leaves before every peer completed the last step), then `finish`
+   * to the server (signaling/finish.ts). Returns true when this peer may
+   * leave; false when the ring changed meanwhile (a benched member was
+   * put back to receive the final weights, a peer left or joined), once
+   * the new generation is known: the session follows it, hands the
+   * weights on in its handshake, and finishes again.
+   */
+  async #finish(): Promise<boolean> {
+    const trainer = this.#trainer;
+    const link = this.#link;
+    const generation = this.#placement.generation;
+    if (link !== undefined && this.#placement.peers > 1) {
+      await finishTogether(
+        {
+          room: this.#options.room,
+          peerId: this.#client.peerId,
+          ...this.#placement,
+          link: link.link,
+        },
+        trainer,
+      );
+    }
+    const reply = await this.#client.finish({
+      generation,
+      step: trainer.step,
+      modelHash: trainer.modelHash(),
+    });
+    if (!reply.ok) {
+      // An older server, or none: nobody to wait for that it knows of.
+      log('finish refused: %s', reply.error.message);
+      return true;
+    }
+    log('finish in generation %d: %s', generation, reply.verdict);
+    if (reply.verdict === 'done') return true;
+    this.#emit({ type: 'handing-on', generation: reply.generation });
+    try {
+      await waitForMembership(this.#client, (m) => m.generation > generation, {
+        timeoutMs: trainer.config.limits.peerTimeoutMs * 4,
+        signal: this.#stop.signal,
+      });
+    } catch (error) {
+      log('no new generation after finish: %s', String(error));
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * A ring in which nobody holds the weights of the run's last step, in a
+   * room whose run finished (`membership.finished`): its members were out
+   * of the ring (benched, reconnecting) while the others finished and
+   * left. Training the remaining steps from their weights would end with
+   * another model than the others', so they stop instead.
+   */
+  #checkNotStale(newestHeld: number | undefined, generation: number): void {
+    const finished = this.#client.membership.finished;
+    if (finished === undefined || newestHeld === undefined) return;
+    if (newestHeld >= finished.step) return;
+    throw topkError(
+      'ERR_RUN_FINISHED',
+      `room ${this.#options.room}: the run finished at step ` +
+        `${finished.step} (model ${finished.modelHash}) while this peer ` +
+        `was out of the ring; the ring of generation ${generation} holds ` +
+        `weights of step ${newestHeld} at best, so it stops instead of ` +
+        `training the last steps on its own`,
+      {
+        room: this.#options.room,
+        finishedStep: finished.step,
+        finishedHash: finished.modelHash,
+        step: this.#trainer.step,
+        newestHeld,
+      },
+    );
+  }
+
+  /**
    * Makes sure the link belongs to the latest generation this peer is a
    * member of, reconnecting when the membership changed.
    */
@@ -412,6 +477,7 @@ export class RingSession {
       );
       startStep = opened.startStep;
       this.#waiting = opened.waiting;
+      if (!opened.waiting) this.#checkNotStale(opened.newestHeld, generation);
       if (!opened.waiting) this.#fresh = false;
     } catch (error) {
       // Without a handshake the generation is not joined: the link goes.

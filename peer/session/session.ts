@@ -73,6 +73,7 @@ export type SessionEvent =
       readonly totalSteps: number;
     }
   | { readonly type: 'step'; readonly record: StepRecord }
+  | { readonly type: 'handing-on'; readonly generation: number }
   | {
       readonly type: 'evaluation';
       readonly step: number;
@@ -137,6 +138,13 @@ export async function runPeerSession(
       : fingerprintFor(early.config, early.dataset);
   // Test only: TOPK_TEST_FAULT (test-fault.ts); refused before connecting.
   const fault = parseTestFault(process.env[TEST_FAULT_VARIABLE]);
+  // A resumed peer says which step its weights are from: a room whose run
+  // finished later, with nobody left to hand on the final weights, refuses
+  // it at join (ERR_RUN_FINISHED) instead of letting it train on alone.
+  const resumed =
+    options.resume === undefined
+      ? undefined
+      : await loadCheckpoint(options.resume);
   const binding = await loadBinding(options.webrtc);
   let client;
   try {
@@ -148,6 +156,7 @@ export async function runPeerSession(
       backend,
       config: options.config,
       fingerprint,
+      holdsStep: resumed?.state.step,
     });
   } catch (error) {
     binding.shutdown();
@@ -174,9 +183,8 @@ export async function runPeerSession(
       peerId: client.peerId,
     });
     let fresh = true;
-    if (options.resume !== undefined) {
-      const loaded = await loadCheckpoint(options.resume);
-      trainer.restoreState({ ...loaded, step: loaded.state.step });
+    if (resumed !== undefined) {
+      trainer.restoreState({ ...resumed, step: resumed.state.step });
       fresh = false;
     }
     const emit = (event: SessionEvent): void => {
@@ -205,7 +213,11 @@ export async function runPeerSession(
       fresh,
       signal: options.signal,
       onEvent: (event) => {
-        if (event.type === 'generation' || event.type === 'evaluation') {
+        if (
+          event.type === 'generation' ||
+          event.type === 'evaluation' ||
+          event.type === 'handing-on'
+        ) {
           emit(event);
         } else if (event.type === 'step') {
           perturb?.(owned);

@@ -134,6 +134,12 @@ const suspect = fc.record(
 
 const stalled = fc.record({ generation: fc.nat(30), step: fc.nat(1000) });
 
+const finish = fc.record({
+  generation: fc.nat(30),
+  step: fc.nat(1000),
+  modelHash: fc.stringMatching(/^[A-Za-z0-9_-]{1,16}$/),
+});
+
 /** A valid (or nearly valid) payload of each event. */
 export const VALID_PAYLOADS: Record<ClientEventName, fc.Arbitrary<unknown>> = {
   join,
@@ -142,6 +148,7 @@ export const VALID_PAYLOADS: Record<ClientEventName, fc.Arbitrary<unknown>> = {
   leave,
   suspect,
   stalled,
+  finish,
 };
 
 /** Values a field may wrongly hold. */

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import type { SessionSummary } from '../../peer/session/session.ts';
 import type {
   EjectionStatus,
+  RoomStatus,
   StallStatus,
 } from '../../shared/signaling-protocol.ts';
 import {
@@ -25,6 +26,7 @@ interface Result {
   readonly ids: string[];
   readonly ejections: EjectionStatus[];
   readonly stalls: StallStatus[];
+  readonly finished: RoomStatus['finished'];
   readonly stallAfterMs?: number;
   readonly detectionMs?: number;
   readonly recoveryMs?: number;
@@ -39,7 +41,7 @@ const STEP_TIMEOUT_MS = 3000;
 
 /** Runs the fixture in `mode`; every peer finishes, all identical. */
 async function faultRun(
-  mode: 'silent' | 'garbage' | 'slow' | 'drop',
+  mode: 'silent' | 'garbage' | 'slow' | 'drop' | 'late',
 ): Promise<Result> {
   const run = await runChild<Result>(fixturePath('ring-fault-run.ts'), [mode], {
     timeoutMs: 240_000,
@@ -49,8 +51,12 @@ async function faultRun(
   const finished = result.summaries.map((s) =>
     typeof s === 'string' ? assert.fail(s) : s,
   );
-  // 1,200 samples over 3 peers x 16 per step: 25 steps an epoch, 12 epochs.
-  for (const summary of finished) assert.equal(summary.steps, 300);
+  // 1,200 samples over 3 peers x 16 per step: 25 steps an epoch, 12
+  // epochs (4 in `late` mode).
+  const steps = mode === 'late' ? 100 : 300;
+  for (const summary of finished) assert.equal(summary.steps, steps);
+  assert.equal(result.finished?.step, steps);
+  assert.equal(result.finished.modelHash, finished[0]!.modelHash);
   assert.equal(
     new Set(finished.map((s) => s.modelHash)).size,
     1,
@@ -63,7 +69,7 @@ async function faultRun(
 /** Runs the fixture in `mode`: the faulty peer alone is ejected, then
  * comes back. */
 async function ejectionRun(
-  mode: 'silent' | 'garbage' | 'slow',
+  mode: 'silent' | 'garbage' | 'slow' | 'late',
 ): Promise<Result> {
   const result = await faultRun(mode);
   const finished = result.summaries as SessionSummary[];
@@ -112,6 +118,18 @@ describe(`a peer misbehaving on its data channels (${isolationNote()})`, () => {
     assert.match(ejection.detail, /first message of step \d+/);
     // Strikes at steps 8, 9 and 10 (stragglerStrikes 3).
     assert.ok(ejection.step >= 9 && ejection.step <= 12, `${ejection.step}`);
+  });
+
+  it('benched while the others finish the run: put back at their finish, it receives the final weights', async () => {
+    const result = await ejectionRun('late');
+    assert.equal(result.ejections.length, 1);
+    const ejection = result.ejections[0]!;
+    assert.equal(ejection.reason, 'silent');
+    // Its 30 s bench had not run out: the finish put it back. Before,
+    // it came back after the others had left and trained the last 20
+    // steps alone, ending with other weights.
+    const finishedAt = result.finished?.atMs ?? Infinity;
+    assert.ok(finishedAt - ejection.atMs < 30_000);
   });
 
   it('a message that never comes: the step runs out of time, the server restarts the ring of three, nobody ejected', async (t) => {

@@ -100,6 +100,7 @@ function status(ids: string[]): RoomStatus {
     ejectionCount: 0,
     stalls: [],
     stallCount: 0,
+    finished: null,
   };
 }
 
