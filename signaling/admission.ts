@@ -148,3 +148,19 @@ function refusal(room: string, reason: string, why: string) {
     { room, reason },
   );
 }
+
+/**
+ * The resume key of peer `peerId` in `room` when the server has a secret:
+ * a MAC, so a server restarted with the same secret can check a key it
+ * never handed out, and no peer can make one for another peer's id.
+ */
+export function signedResumeKey(
+  secret: string,
+  room: string,
+  peerId: string,
+): string {
+  return createHmac('sha256', secret)
+    .update(`resume\0${room}\0${peerId}`)
+    .digest('base64url')
+    .slice(0, 24);
+}

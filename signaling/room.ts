@@ -34,8 +34,10 @@ export interface PeerRecord {
   /** False while a restored place waits for its peer to rejoin. */
   connected: boolean;
   /**
-   * Proves a reconnecting peer owns the id. Undefined for a place restored
-   * from another peer's word: the first key presented for it is adopted.
+   * Proves a reconnecting peer owns the id. Without a resume secret it is
+   * undefined for a place restored from another peer's word, and the
+   * first key presented for it is adopted; with one it is the id's
+   * signed key (rooms.ts).
    */
   resumeKey: string | undefined;
   track: PeerTrack;

@@ -33,7 +33,7 @@ import type {
   StalledRequest,
   SuspectRequest,
 } from '../shared/signaling-protocol.ts';
-import { constantTimeEqual } from './admission.ts';
+import { constantTimeEqual, signedResumeKey } from './admission.ts';
 import {
   accuse,
   benchedPlace,
@@ -87,6 +87,12 @@ export interface RoomRegistryOptions {
   readonly defaultRoomConfig?: RoomConfig;
   /** When set, the first peer of an unknown room may bring its config. */
   readonly allowPeerConfig?: boolean;
+  /**
+   * When set (the server's `--token-secret`), resume keys are MACs of the
+   * room and peer id, so a restarted server admits a peer to its restored
+   * place only with its own key; otherwise they are random.
+   */
+  readonly resumeSecret?: string;
   readonly now?: () => number;
 }
 
@@ -169,6 +175,7 @@ export class RoomRegistry {
         );
       }
     }
+    if (claimed !== undefined) this.#checkResumeKey(room, request);
     if (slot === undefined) this.#checkCapacity(room);
     const restoring = slot === undefined && this.#canRestore(room, request);
     if (slot === undefined && !restoring) checkNotFinished(room, request);
@@ -466,16 +473,43 @@ export class RoomRegistry {
     );
   }
 
-  // TODO(#6): a restored place is taken by the first peer that claims its
-  // id during the grace period, and every room member knows the ids. A
-  // resume key signed with a secret that survives restarts would close it.
+  /**
+   * With a resume secret, a peer that claims an id must present that id's
+   * signed key, whether it reconnects, restores a restarted server's ring
+   * or takes a place anew. Throws `ERR_ADMISSION` otherwise.
+   */
+  #checkResumeKey(room: Room, request: JoinRequest): void {
+    const expected = this.#signedKey(room, request.peerId as string);
+    if (expected === undefined) return;
+    const presented = request.resumeKey;
+    if (presented !== undefined && constantTimeEqual(presented, expected)) {
+      return;
+    }
+    throw topkError(
+      'ERR_ADMISSION',
+      `peer id ${request.peerId} in room ${JSON.stringify(room.name)}: the ` +
+        `resume key does not match`,
+      { room: room.name, reason: 'bad-resume-key' },
+    );
+  }
+
+  #signedKey(room: Room, peerId: string): string | undefined {
+    const secret = this.#options.resumeSecret;
+    return secret === undefined
+      ? undefined
+      : signedResumeKey(secret, room.name, peerId);
+  }
+
+  // TODO(#6): without a resume secret (`--token-secret`), a restored place
+  // is taken by the first peer that claims its id during the grace period,
+  // and every room member knows the ids.
   #restore(room: Room, request: JoinRequest): JoinOutcome {
     const previous = request.previous!;
     room.generation = previous.generation;
     room.members = previous.members.map((id) => {
       const peer = newPeer(id, request.kind, request.backend);
       peer.connected = id === request.peerId;
-      peer.resumeKey = undefined;
+      peer.resumeKey = this.#signedKey(room, id);
       peer.placedIn = previous.generation;
       return peer;
     });
@@ -498,7 +532,8 @@ export class RoomRegistry {
     }
     const id = request.peerId ?? newPeerId();
     const peer = newPeer(id, request.kind, request.backend);
-    peer.resumeKey = request.resumeKey ?? newResumeKey();
+    peer.resumeKey =
+      this.#signedKey(room, id) ?? request.resumeKey ?? newResumeKey();
     room.members.push(peer);
     this.#peerRooms.set(id, room.name);
     room.generation += 1;

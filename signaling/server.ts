@@ -128,6 +128,7 @@ export async function startSignalingServer(
     rooms,
     defaultRoomConfig,
     allowPeerConfig: options.allowPeerConfig === true,
+    resumeSecret: options.admission?.tokenSecret,
   });
   const handlers: HttpHandler[] = [...(options.httpHandlers ?? [])];
   if (options.dashboard !== false) handlers.push(dashboardHandler());

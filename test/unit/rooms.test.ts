@@ -341,6 +341,59 @@ describe('reconnection', () => {
     assert.equal(roomStatus(room).restoring, false);
   });
 
+  it('with a resume secret, a restored place takes only its own signed key', () => {
+    const secret = 'server-secret-that-survives-restarts';
+    // Before the restart: two peers with the keys the server gave them.
+    const before = registry({ main: {} }, { resumeSecret: secret });
+    const a = before.join(request());
+    const b = before.join(request());
+    const previous = {
+      generation: before.room('main')!.generation,
+      members: [a.peer.id, b.peer.id],
+    };
+    const keyOf = (outcome: typeof a) => outcome.peer.resumeKey as string;
+
+    // After it: same secret, nothing else remembered.
+    const r = registry({ main: {} }, { resumeSecret: secret });
+    // Restoring the ring needs a valid key too.
+    assert.equal(
+      codeOf(() =>
+        r.join(
+          request({ peerId: a.peer.id, resumeKey: 'x'.repeat(24), previous }),
+        ),
+      ),
+      'ERR_ADMISSION',
+    );
+    r.join(request({ peerId: a.peer.id, resumeKey: keyOf(a), previous }));
+    // Another member knows b's id (ids travel in memberships) but not its
+    // key: it cannot take b's place, with a key or without one.
+    for (const resumeKey of [undefined, 'y'.repeat(24), keyOf(a)]) {
+      let error: unknown;
+      try {
+        r.join(request({ peerId: b.peer.id, resumeKey }));
+      } catch (caught) {
+        error = caught;
+      }
+      assert.ok(
+        isTopkError(error, 'ERR_ADMISSION') &&
+          error.context['reason'] === 'bad-resume-key',
+        String(error),
+      );
+    }
+    r.join(request({ peerId: b.peer.id, resumeKey: keyOf(b) }));
+    const room = r.room('main')!;
+    assert.deepEqual(ids(r), previous.members);
+    assert.ok(room.members.every((m) => m.connected));
+    assert.equal(room.generation, previous.generation);
+    // Nor can a made-up id be claimed.
+    assert.equal(
+      codeOf(() =>
+        r.join(request({ peerId: 'peer-madeupid', resumeKey: keyOf(a) })),
+      ),
+      'ERR_ADMISSION',
+    );
+  });
+
   it('when every place is reclaimed the restore ends at once', () => {
     const r = registry();
     const previous = {
