@@ -31,6 +31,7 @@ import {
   type RelayedSignal,
   type RingPosition,
   type SignalData,
+  type ClientToServerEvents,
   type FinishReply,
   type FinishRequest,
   type StalledReply,
@@ -46,6 +47,11 @@ import {
   type ClientSocket,
   type JoinedState,
 } from './signaling-join.ts';
+
+/** The reply the server acknowledges request event `E` with. */
+type AckReply<E extends keyof ClientToServerEvents> = Parameters<
+  Extract<Parameters<ClientToServerEvents[E]>[1], (reply: never) => void>
+>[0];
 
 const log = debugFactory('topk:signaling:client');
 
@@ -240,21 +246,7 @@ export class SignalingClient {
    * timeout gives `ERR_UNREACHABLE`.
    */
   async suspect(request: SuspectRequest): Promise<SuspectReply> {
-    const unanswered = (reason: string): SuspectReply => ({
-      ok: false,
-      error: {
-        code: 'ERR_UNREACHABLE',
-        message: `suspect: no answer from the server (${reason})`,
-      },
-    });
-    if (this.#closed) return unanswered('closed');
-    try {
-      return await this.#socket
-        .timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
-        .emitWithAck('suspect', request);
-    } catch (error) {
-      return unanswered(String(error));
-    }
+    return this.#ask('suspect', request);
   }
 
   /**
@@ -265,21 +257,7 @@ export class SignalingClient {
    * nobody answers in time).
    */
   async stalled(request: StalledRequest): Promise<StalledReply> {
-    const unanswered = (reason: string): StalledReply => ({
-      ok: false,
-      error: {
-        code: 'ERR_UNREACHABLE',
-        message: `stalled: no answer from the server (${reason})`,
-      },
-    });
-    if (this.#closed) return unanswered('closed');
-    try {
-      return await this.#socket
-        .timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
-        .emitWithAck('stalled', request);
-    } catch (error) {
-      return unanswered(String(error));
-    }
+    return this.#ask('stalled', request);
   }
 
   /**
@@ -289,18 +267,36 @@ export class SignalingClient {
    * when nobody answers in time).
    */
   async finish(request: FinishRequest): Promise<FinishReply> {
-    const unanswered = (reason: string): FinishReply => ({
-      ok: false,
-      error: {
-        code: 'ERR_UNREACHABLE',
-        message: `finish: no answer from the server (${reason})`,
-      },
-    });
+    return this.#ask('finish', request);
+  }
+
+  /**
+   * Sends `event` and resolves with the server's reply, or with an
+   * `ERR_UNREACHABLE` refusal when the client is closed or nobody answers
+   * within the timeout; never rejects.
+   */
+  async #ask<E extends 'suspect' | 'stalled' | 'finish'>(
+    event: E,
+    request: Parameters<ClientToServerEvents[E]>[0],
+  ): Promise<AckReply<E>> {
+    const unanswered = (reason: string): AckReply<E> =>
+      ({
+        ok: false,
+        error: {
+          code: 'ERR_UNREACHABLE',
+          message: `${event}: no answer from the server (${reason})`,
+        },
+      }) as AckReply<E>;
     if (this.#closed) return unanswered('closed');
     try {
-      return await this.#socket
-        .timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
-        .emitWithAck('finish', request);
+      // socket.io's typings cannot follow a generic event name; the
+      // signature of #ask ties `request` and the reply to `event`.
+      const socket = this.#socket.timeout(
+        this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      ) as unknown as {
+        emitWithAck(event: E, request: unknown): Promise<AckReply<E>>;
+      };
+      return await socket.emitWithAck(event, request);
     } catch (error) {
       return unanswered(String(error));
     }

@@ -117,6 +117,11 @@ const count = (what: string) =>
     .int()
     .min(0);
 
+/** A weights hash as peers report it (trainer.modelHash()). */
+const ModelHashSchema = z
+  .string({ error: 'a hash (1-128 of A-Z a-z 0-9 _ -)' })
+  .regex(/^[A-Za-z0-9_-]{1,128}$/);
+
 /** `report`: a peer's progress, kept by the server for status, checks and
  * the dashboard's history. Byte counts are cumulative since the peer
  * started; the server derives bytes per step from their differences. */
@@ -129,10 +134,7 @@ export const PeerReportSchema = z.strictObject({
   bytesSent: count('a byte count'),
   bytesReceived: count('a byte count'),
   /** Hash of the weights after `step`; compared across peers. */
-  modelHash: z
-    .string({ error: 'a hash (1-128 of A-Z a-z 0-9 _ -)' })
-    .regex(/^[A-Za-z0-9_-]{1,128}$/)
-    .optional(),
+  modelHash: ModelHashSchema.optional(),
   backend: BackendSchema.optional(),
   timing: z
     .strictObject({
@@ -214,9 +216,7 @@ export type StalledRequest = z.output<typeof StalledRequestSchema>;
 export const FinishRequestSchema = z.strictObject({
   generation,
   step: count('a step'),
-  modelHash: z
-    .string({ error: 'a hash (1-128 of A-Z a-z 0-9 _ -)' })
-    .regex(/^[A-Za-z0-9_-]{1,128}$/),
+  modelHash: ModelHashSchema,
 });
 /** The payload of `finish`. */
 export type FinishRequest = z.output<typeof FinishRequestSchema>;

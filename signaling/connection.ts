@@ -177,43 +177,32 @@ export function acceptConnection(socket: PeerSocket, ctx: ServerContext): void {
       onReport(socket, ctx, report),
     ),
   );
+  // Accusations, stall reports and finishes share one bucket: each may
+  // start a new generation of the ring.
+  const takeRingRequest = (events: string): void => {
+    if (suspects.take()) return;
+    throw topkError(
+      'ERR_RATE_LIMIT',
+      `more than ${ctx.limits.suspectsPerSecond} ${events} events per ` +
+        `second (burst ${ctx.limits.suspectBurst})`,
+      { limit: ctx.limits.suspectsPerSecond },
+    );
+  };
   socket.on('suspect', (request, ack) =>
     guard(socket, ctx, 'suspect', ack, () => {
-      if (!suspects.take()) {
-        throw topkError(
-          'ERR_RATE_LIMIT',
-          `more than ${ctx.limits.suspectsPerSecond} suspect events per ` +
-            `second (burst ${ctx.limits.suspectBurst})`,
-          { limit: ctx.limits.suspectsPerSecond },
-        );
-      }
+      takeRingRequest('suspect');
       onSuspect(socket, ctx, request, ack);
     }),
   );
   socket.on('stalled', (request, ack) =>
     guard(socket, ctx, 'stalled', ack, () => {
-      // Shares the accusations' bucket: both restart the ring.
-      if (!suspects.take()) {
-        throw topkError(
-          'ERR_RATE_LIMIT',
-          `more than ${ctx.limits.suspectsPerSecond} suspect or stalled ` +
-            `events per second (burst ${ctx.limits.suspectBurst})`,
-          { limit: ctx.limits.suspectsPerSecond },
-        );
-      }
+      takeRingRequest('suspect or stalled');
       onStalled(socket, ctx, request, ack);
     }),
   );
   socket.on('finish', (request, ack) =>
     guard(socket, ctx, 'finish', ack, () => {
-      if (!suspects.take()) {
-        throw topkError(
-          'ERR_RATE_LIMIT',
-          `more than ${ctx.limits.suspectsPerSecond} suspect, stalled or ` +
-            `finish events per second (burst ${ctx.limits.suspectBurst})`,
-          { limit: ctx.limits.suspectsPerSecond },
-        );
-      }
+      takeRingRequest('suspect, stalled or finish');
       onFinish(socket, ctx, request, ack);
     }),
   );

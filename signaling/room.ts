@@ -95,6 +95,11 @@ export interface Room {
   readonly finishOffered: Set<string>;
 }
 
+/** No peer holds a place in `room`, in the ring or on the bench. */
+export function isEmptyRoom(room: Room): boolean {
+  return room.members.length === 0 && room.benched.length === 0;
+}
+
 /**
  * Refuses (`ERR_RUN_FINISHED`) a peer resumed from a checkpoint older than
  * the room's finished run when nobody is left in the room to hand it the
@@ -106,7 +111,7 @@ export function checkNotFinished(room: Room, request: JoinRequest): void {
   const holds = request.holdsStep;
   if (finished === undefined || holds === undefined) return;
   if (holds >= finished.step) return;
-  if (room.members.length > 0 || room.benched.length > 0) return;
+  if (!isEmptyRoom(room)) return;
   throw topkError(
     'ERR_RUN_FINISHED',
     `room ${room.name}: its run finished at step ${finished.step} (model ` +

@@ -47,6 +47,7 @@ import type { ServerLimits } from './limits.ts';
 import {
   checkConfig,
   checkNotFinished,
+  isEmptyRoom,
   checkFingerprint,
   newPeer,
   newPeerId,
@@ -175,7 +176,9 @@ export class RoomRegistry {
         );
       }
     }
-    if (claimed !== undefined) this.#checkResumeKey(room, request);
+    if (claimed !== undefined) {
+      this.#checkResumeKey(room, claimed, request.resumeKey);
+    }
     if (slot === undefined) this.#checkCapacity(room);
     const restoring = slot === undefined && this.#canRestore(room, request);
     if (slot === undefined && !restoring) checkNotFinished(room, request);
@@ -202,7 +205,7 @@ export class RoomRegistry {
     if (unbench(room, peerId)) {
       // Benched: no ring place, so no new generation.
       log('%s: %s left from the bench', room.name, peerId);
-      if (this.#isEmpty(room)) this.#emptied(room);
+      if (isEmptyRoom(room)) this.#emptied(room);
       return room;
     }
     room.members = room.members.filter((m) => m.id !== peerId);
@@ -210,7 +213,7 @@ export class RoomRegistry {
     this.#endRestore(room);
     room.generation += 1;
     log('%s: %s left, generation %d', room.name, peerId, room.generation);
-    if (this.#isEmpty(room)) this.#emptied(room);
+    if (isEmptyRoom(room)) this.#emptied(room);
     return room;
   }
 
@@ -292,7 +295,7 @@ export class RoomRegistry {
     if (changed) {
       log('%s: bench over, generation %d', room.name, room.generation);
     }
-    if (this.#isEmpty(room)) this.#emptied(room);
+    if (isEmptyRoom(room)) this.#emptied(room);
     return room;
   }
 
@@ -324,7 +327,7 @@ export class RoomRegistry {
     if (absent === 0) return undefined;
     room.generation += 1;
     log('%s: restore over, %d never came back', room.name, absent);
-    if (this.#isEmpty(room)) this.#emptied(room);
+    if (isEmptyRoom(room)) this.#emptied(room);
     return room;
   }
 
@@ -478,16 +481,19 @@ export class RoomRegistry {
    * signed key, whether it reconnects, restores a restarted server's ring
    * or takes a place anew. Throws `ERR_ADMISSION` otherwise.
    */
-  #checkResumeKey(room: Room, request: JoinRequest): void {
-    const expected = this.#signedKey(room, request.peerId as string);
+  #checkResumeKey(
+    room: Room,
+    peerId: string,
+    presented: string | undefined,
+  ): void {
+    const expected = this.#signedKey(room, peerId);
     if (expected === undefined) return;
-    const presented = request.resumeKey;
     if (presented !== undefined && constantTimeEqual(presented, expected)) {
       return;
     }
     throw topkError(
       'ERR_ADMISSION',
-      `peer id ${request.peerId} in room ${JSON.stringify(room.name)}: the ` +
+      `peer id ${peerId} in room ${JSON.stringify(room.name)}: the ` +
         `resume key does not match`,
       { room: room.name, reason: 'bad-resume-key' },
     );
@@ -526,7 +532,7 @@ export class RoomRegistry {
 
   #append(room: Room, request: JoinRequest): JoinOutcome {
     this.#endRestore(room);
-    if (this.#isEmpty(room) && request.holdsStep === undefined) {
+    if (isEmptyRoom(room) && request.holdsStep === undefined) {
       // A newcomer in an empty room starts a new run.
       room.finished = undefined;
     }
@@ -550,10 +556,6 @@ export class RoomRegistry {
       if (!m.connected) this.#peerRooms.delete(m.id);
     }
     room.members = room.members.filter((m) => m.connected);
-  }
-
-  #isEmpty(room: Room): boolean {
-    return room.members.length === 0 && room.benched.length === 0;
   }
 
   #emptied(room: Room): void {

@@ -51,8 +51,7 @@ export async function openGeneration(
     previousHash: fresh ? '' : trainer.previousHash(),
   });
   const plan = planGeneration(standings);
-  const held = standings.filter((s) => !s.fresh).map((s) => s.step);
-  const newestHeld = held.length === 0 ? undefined : Math.max(...held);
+  const { newestHeld } = plan;
   const minPeers = trainer.config.minPeers;
   const waiting = standings.every((s) => s.fresh) && context.peers < minPeers;
   if (waiting) {

@@ -48,6 +48,11 @@ export interface GenerationPlan {
   readonly fresh: readonly boolean[];
   /** Per ring index: must take its last step back first. */
   readonly rollback: readonly boolean[];
+  /**
+   * The highest step a member that holds weights had completed, or
+   * undefined when every member is a newcomer.
+   */
+  readonly newestHeld: number | undefined;
 }
 
 /** A peer's side of the handshake. */
@@ -117,6 +122,7 @@ export function planGeneration(standings: readonly Standing[]): GenerationPlan {
       startStep: 0,
       fresh: standings.map(() => false),
       rollback: standings.map(() => false),
+      newestHeld: undefined,
     };
   }
   const newest = Math.max(...holders.map((s) => s.step));
@@ -140,6 +146,7 @@ export function planGeneration(standings: readonly Standing[]): GenerationPlan {
     startStep,
     fresh: standings.map((s) => !keeps(s)),
     rollback: standings.map((s) => keeps(s) && s.step === startStep + 1),
+    newestHeld: newest,
   };
 }
 

@@ -108,6 +108,7 @@ describe('planGeneration', () => {
       startStep: 0,
       fresh: [false, false],
       rollback: [false, false],
+      newestHeld: undefined,
     });
   });
 
@@ -120,6 +121,8 @@ describe('planGeneration', () => {
     assert.equal(plan.startStep, 7);
     assert.deepEqual(plan.rollback, [true, false, true]);
     assert.deepEqual(plan.fresh, [false, false, false]);
+    // The newest weights held before the rollback (a finished run's check).
+    assert.equal(plan.newestHeld, 8);
   });
 
   it('keeps the weights most peers hold when a split ring ran a step twice', () => {
