@@ -118,6 +118,14 @@ export class SignalingClient {
   #resumeKey = '';
   #config: RoomConfig | undefined;
   #membership: Membership | undefined;
+  /** True while a join (first or after a reconnect) awaits its reply. */
+  #joining = false;
+  /**
+   * The newest membership that arrived while a join awaited its reply:
+   * the server may announce a newer generation (another peer joined) in
+   * the same breath as its reply, before the reply is applied.
+   */
+  #heldMembership: Membership | undefined;
   #closed = false;
   #lastReportMs = -Infinity;
   #pendingReport: PeerReport | undefined;
@@ -340,8 +348,10 @@ export class SignalingClient {
       this.#options.reconnect !== false,
     );
 
-    this.#applyJoin(await this.#requestJoin(this.#options.config));
+    // Listening before the join is sent: a membership that follows the
+    // reply at once (a peer admitted right after this one) is kept.
     this.#socket.on('membership', (m) => this.#onMembership(m));
+    this.#applyJoin(await this.#requestJoin(this.#options.config));
     this.#socket.on('signal', (s) => this.#onSignal(s));
     this.#socket.on('mismatch', (m) => this.#emit('mismatch', m));
     this.#socket.on('ejected', (e) => this.#onEjected(e));
@@ -350,7 +360,17 @@ export class SignalingClient {
   }
 
   /** Sends `join` and waits for the reply; throws the refusal. */
-  #requestJoin(config: unknown): Promise<JoinedState> {
+  async #requestJoin(config: unknown): Promise<JoinedState> {
+    this.#joining = true;
+    this.#heldMembership = undefined;
+    try {
+      return await this.#sendJoin(config);
+    } finally {
+      this.#joining = false;
+    }
+  }
+
+  #sendJoin(config: unknown): Promise<JoinedState> {
     const o = this.#options;
     const request = joinRequest({
       ...o,
@@ -370,12 +390,17 @@ export class SignalingClient {
     this.#peerId = joined.peerId;
     this.#resumeKey = joined.resumeKey;
     this.#config = joined.config;
-    this.#membership = joined.membership;
+    const held = this.#heldMembership;
+    this.#heldMembership = undefined;
+    this.#membership =
+      held !== undefined && held.generation > joined.membership.generation
+        ? held
+        : joined.membership;
     log(
       '%s joined %s, generation %d',
       joined.peerId,
       this.#options.room,
-      joined.membership.generation,
+      this.#membership.generation,
     );
   }
 
@@ -387,8 +412,9 @@ export class SignalingClient {
       const joined = await this.#requestJoin(this.#config);
       if (this.#closed) return;
       this.#applyJoin(joined);
-      this.#emit('rejoined', joined.membership);
-      this.#emit('membership', joined.membership, this.position);
+      const membership = this.#membership as Membership;
+      this.#emit('rejoined', membership);
+      this.#emit('membership', membership, this.position);
     } catch (error) {
       const typed = error as TopkRingError;
       if (typed.code !== 'ERR_UNREACHABLE') {
@@ -410,6 +436,14 @@ export class SignalingClient {
       return;
     }
     const membership = parsed.data;
+    if (this.#joining || this.#membership === undefined) {
+      // Applied with the join's reply (#applyJoin), when newer.
+      const held = this.#heldMembership;
+      if (held === undefined || membership.generation > held.generation) {
+        this.#heldMembership = membership;
+      }
+      return;
+    }
     const current = this.#membership;
     if (current !== undefined && membership.generation < current.generation) {
       return;
