@@ -32,6 +32,8 @@ interface Result {
 }
 
 const DOWN_MS = 3000;
+/** The run's length in the fixture (30 epochs of 50 steps). */
+const STEPS = 1500;
 
 describe(`the signaling server restarts mid-training (${isolationNote()})`, () => {
   it('training goes on over the data channels and the peers re-register', async () => {
@@ -59,7 +61,7 @@ describe(`the signaling server restarts mid-training (${isolationNote()})`, () =
     assert.equal(result.after.restoring, false);
     assert.ok(result.rejoinMs < 10_000, `${result.rejoinMs} ms`);
     assert.ok(
-      Math.max(...result.stepsAtRejoin) < 500,
+      Math.max(...result.stepsAtRejoin) < STEPS,
       `re-registered only at steps ${result.stepsAtRejoin}`,
     );
 
@@ -68,7 +70,7 @@ describe(`the signaling server restarts mid-training (${isolationNote()})`, () =
     assert.deepEqual(result.newRings, []);
     assert.deepEqual(
       summaries.map((s) => [s.steps, s.stopped]),
-      summaries.map(() => [500, false]),
+      summaries.map(() => [STEPS, false]),
     );
     assert.equal(
       new Set(summaries.map((s) => s.modelHash)).size,
