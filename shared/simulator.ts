@@ -214,11 +214,21 @@ export class RingSimulator {
       task();
       return;
     }
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      task();
-    }, delayMs);
-    this.#timers.add(timer);
+    // Node's timers count in whole milliseconds of the loop's clock, so
+    // one can fire up to a millisecond early (a unit test saw a delivery
+    // come before its latency plus wire time). Latency and bandwidth are
+    // lower bounds: an early timer waits again for the rest.
+    const dueMs = performance.now() + delayMs;
+    const arm = (waitMs: number): void => {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        const leftMs = dueMs - performance.now();
+        if (leftMs > 0) arm(leftMs);
+        else task();
+      }, Math.ceil(waitMs));
+      this.#timers.add(timer);
+    };
+    arm(delayMs);
   }
 
   #bandwidth(): number {
